@@ -1,0 +1,181 @@
+//! The handle to a running fake COS.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::clock::CosClock;
+use crate::config::{CosConfig, CosPlan};
+use crate::fault::{FaultRule, RuleGuard, RuleId, RuleSet};
+use crate::journal::{Journal, JournalEntry};
+use crate::name::ObjectName;
+use crate::store::{ObjectInfo, Store, StoredObject};
+use crate::{CosError, server, sign};
+
+/// State shared by the handle and every task of one instance.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) plan: CosPlan,
+    pub(crate) addr: SocketAddr,
+    pub(crate) clock: CosClock,
+    pub(crate) store: Store,
+    pub(crate) rules: Arc<RuleSet>,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+/// Cancels the instance when the last handle goes away.
+#[derive(Debug)]
+struct Lifecycle {
+    shutdown: CancellationToken,
+}
+
+impl Drop for Lifecycle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A running fake COS; clones are cheap and control the same instance, which stops when
+/// [`Cos::shutdown`] is awaited or the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Cos {
+    shared: Arc<Shared>,
+    _lifecycle: Arc<Lifecycle>,
+}
+
+/// Starts a fake COS on an already-bound listener.
+pub async fn start(listener: TcpListener, config: CosConfig) -> Result<Cos, CosError> {
+    let plan = config.plan()?;
+    let addr = listener.local_addr().map_err(CosError::LocalAddr)?;
+    let shutdown = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        plan,
+        addr,
+        clock: CosClock::default(),
+        store: Store::default(),
+        rules: Arc::default(),
+        journal: Arc::default(),
+        shutdown: shutdown.clone(),
+        tracker: TaskTracker::new(),
+    });
+    shared
+        .tracker
+        .spawn(server::accept_loop(listener, Arc::clone(&shared)));
+    info!(%addr, "fake COS listening");
+    Ok(Cos {
+        shared,
+        _lifecycle: Arc::new(Lifecycle { shutdown }),
+    })
+}
+
+impl Cos {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// Stores (or replaces) an object; its ETag and MD5 come from the bytes.
+    pub fn put_object(&self, name: &str, bytes: Bytes) -> Result<ObjectInfo, CosError> {
+        let name = ObjectName::parse(name)?;
+        let object = StoredObject::new(&name, bytes, self.shared.clock.now());
+        Ok(self.shared.store.put(name, object).info.clone())
+    }
+
+    /// Metadata of a stored object.
+    pub fn object_info(&self, name: &str) -> Option<ObjectInfo> {
+        let name = ObjectName::parse(name).ok()?;
+        self.shared.store.get(&name).map(|o| o.info.clone())
+    }
+
+    /// Removes an object; true if it existed.
+    pub fn delete_object(&self, name: &str) -> bool {
+        ObjectName::parse(name).is_ok_and(|name| self.shared.store.delete(&name))
+    }
+
+    /// A URL for `name` that is valid for `valid_for` from now on the instance clock:
+    /// `http://{host}/{name}?sign={hex}&t={unix expiry}`.
+    pub fn signed_url(&self, name: &str, valid_for: Duration) -> Result<String, CosError> {
+        let name = ObjectName::parse(name)?;
+        let expires = self.shared.clock.now_unix() + valid_for.as_secs();
+        let sign = sign::sign(&self.shared.plan.secret, &name, expires);
+        let host = match &self.shared.plan.public_host {
+            Some(host) => host.clone(),
+            None => self.shared.addr.to_string(),
+        };
+        Ok(format!("http://{host}/{name}?sign={sign}&t={expires}"))
+    }
+
+    /// The instance clock, used for URL expiry and Last-Modified.
+    pub fn clock(&self) -> &CosClock {
+        &self.shared.clock
+    }
+
+    /// Moves the instance clock forward, e.g. past a URL's expiry.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// Installs a fault rule after the existing ones; the guard removes it when dropped.
+    pub fn add_rule(&self, rule: FaultRule) -> Result<RuleGuard, CosError> {
+        rule.validate()?;
+        let id = self.shared.rules.add(rule);
+        Ok(RuleGuard::new(id, Arc::clone(&self.shared.rules)))
+    }
+
+    /// Removes a rule kept with [`RuleGuard::keep`]; true if it was installed.
+    pub fn remove_rule(&self, id: RuleId) -> bool {
+        self.shared.rules.remove(id)
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.shared.journal.snapshot()
+    }
+
+    /// Waits until `done` holds for the journal, or fails after `timeout`.
+    pub async fn wait_journal(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[JournalEntry]) -> bool,
+    ) -> Result<Vec<JournalEntry>, CosError> {
+        let mut changes = self.shared.journal.subscribe();
+        let wait = async {
+            loop {
+                changes.borrow_and_update();
+                let journal = self.journal();
+                if done(&journal) {
+                    return Ok(journal);
+                }
+                if changes.changed().await.is_err() {
+                    return Err(CosError::JournalTimeout(timeout));
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Err(CosError::JournalTimeout(timeout)))
+    }
+
+    /// Forgets objects, rules, the journal, request numbers and attempt counts.
+    pub fn reset(&self) {
+        self.shared.store.clear();
+        self.shared.rules.clear();
+        self.shared.journal.clear();
+    }
+
+    /// Stops accepting, drops every connection and waits for every task to end.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        self.shared.tracker.close();
+        self.shared.tracker.wait().await;
+        info!(addr = %self.shared.addr, "fake COS stopped");
+    }
+}

@@ -1,0 +1,36 @@
+//! Errors of the fake COS library API (not HTTP answers: those are COS XML bodies).
+
+use std::time::Duration;
+
+/// What can go wrong when driving the fake COS from a test or the harness.
+#[derive(Debug, thiserror::Error)]
+pub enum CosError {
+    /// The object name is not one path segment of `[A-Za-z0-9._-]`, 1 to 128 characters.
+    #[error("invalid object name {name:?}: {reason}")]
+    InvalidObjectName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// The listener could not report its address.
+    #[error("fake COS listener has no local address")]
+    LocalAddr(#[source] std::io::Error),
+    /// The random signing secret could not be drawn from the OS.
+    #[error("could not draw a random signing secret: {0}")]
+    Random(String),
+    /// A configuration field is invalid.
+    #[error("invalid fake COS config field `{field}`: {reason}")]
+    Config {
+        /// The offending field.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A fault rule refers to something invalid.
+    #[error("invalid fault rule: {0}")]
+    InvalidRule(String),
+    /// A journal condition did not hold before the deadline.
+    #[error("journal condition not met within {0:?}")]
+    JournalTimeout(Duration),
+}

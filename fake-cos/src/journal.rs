@@ -1,0 +1,198 @@
+//! The journal: one entry per request, updated as its body goes out, so a test can tell exactly
+//! what each client was sent and how its connection ended.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::fault::FiredRule;
+use crate::name::ObjectName;
+
+/// How a response ended on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnEnd {
+    /// The body is still going out.
+    InProgress,
+    /// Every byte of the response was handed to the socket.
+    Complete,
+    /// A fault closed the connection (FIN) mid-body.
+    Cut,
+    /// A fault reset the connection (RST).
+    Reset,
+    /// A fault stalled the body; it stays this way if nobody resumed it.
+    Stalled,
+    /// The client went away before the body was complete.
+    ClientGone,
+    /// The server shut down before the body was complete.
+    Shutdown,
+}
+
+/// One request as the fake COS saw and answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalEntry {
+    /// 1-based request number of the instance (since start or the last reset).
+    pub seq: u64,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The request method.
+    pub method: String,
+    /// The request path as received, not decoded.
+    pub path: String,
+    /// The object name, if the path held a valid one.
+    pub object: Option<String>,
+    /// 1-based request count for (object, client IP), this one included; 0 without an object.
+    pub attempt: u32,
+    /// The `Range` header exactly as asked.
+    pub range: Option<String>,
+    /// The status sent.
+    pub status: u16,
+    /// Body bytes handed to the socket so far.
+    pub body_bytes_sent: u64,
+    /// The rule that decided this request, if any.
+    pub fault: Option<FiredRule>,
+    /// How the response ended.
+    pub end: ConnEnd,
+}
+
+/// A request's place in the journal, handed out before the answer is known.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    generation: u64,
+    pub(crate) seq: u64,
+    pub(crate) attempt: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    generation: u64,
+    next_seq: u64,
+    entries: Vec<JournalEntry>,
+    attempts: HashMap<(ObjectName, IpAddr), u32>,
+}
+
+/// Entries plus a version counter that wakes waiters on every change.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    state: Mutex<State>,
+    version: watch::Sender<u64>,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            version: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Journal {
+    /// Numbers a new request and counts it as an attempt on `object` from `ip`.
+    pub(crate) fn begin(&self, object: Option<&ObjectName>, ip: IpAddr) -> Ticket {
+        let mut state = self.lock();
+        state.next_seq += 1;
+        let attempt = object.map_or(0, |name| {
+            let count = state.attempts.entry((name.clone(), ip)).or_default();
+            *count += 1;
+            *count
+        });
+        Ticket {
+            generation: state.generation,
+            seq: state.next_seq,
+            attempt,
+        }
+    }
+
+    pub(crate) fn push(&self, ticket: Ticket, entry: JournalEntry) {
+        {
+            let mut state = self.lock();
+            if state.generation != ticket.generation {
+                return;
+            }
+            let at = state.entries.partition_point(|e| e.seq < entry.seq);
+            state.entries.insert(at, entry);
+        }
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Applies `change` to the entry of `ticket`, unless a reset dropped it.
+    pub(crate) fn update(&self, ticket: Ticket, change: impl FnOnce(&mut JournalEntry)) {
+        {
+            let mut state = self.lock();
+            if state.generation != ticket.generation {
+                return;
+            }
+            let Ok(at) = state.entries.binary_search_by_key(&ticket.seq, |e| e.seq) else {
+                return;
+            };
+            change(&mut state.entries[at]);
+        }
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<JournalEntry> {
+        self.lock().entries.clone()
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Forgets entries, request numbers and attempt counts.
+    pub(crate) fn clear(&self) {
+        {
+            let mut state = self.lock();
+            let generation = state.generation + 1;
+            *state = State {
+                generation,
+                ..State::default()
+            };
+        }
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .expect("journal lock is never held across a panic")
+    }
+}
+
+/// Updates one entry as its body goes out.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorder {
+    journal: Arc<Journal>,
+    ticket: Ticket,
+}
+
+impl Recorder {
+    pub(crate) fn new(journal: Arc<Journal>, ticket: Ticket) -> Self {
+        Self { journal, ticket }
+    }
+
+    pub(crate) fn sent(&self, body_bytes_sent: u64, end: Option<ConnEnd>) {
+        self.journal.update(self.ticket, |e| {
+            e.body_bytes_sent = body_bytes_sent;
+            if let Some(end) = end {
+                e.end = end;
+            }
+        });
+    }
+
+    pub(crate) fn end(&self, end: ConnEnd) {
+        self.journal.update(self.ticket, |e| e.end = end);
+    }
+
+    /// Records `end` unless the entry already ended some other way.
+    pub(crate) fn end_if_in_progress(&self, end: ConnEnd) {
+        self.journal.update(self.ticket, |e| {
+            if e.end == ConnEnd::InProgress {
+                e.end = end;
+            }
+        });
+    }
+}

@@ -1,0 +1,141 @@
+//! Answers before they become HTTP responses, and COS-style XML errors.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use bytes::Bytes;
+
+use crate::fault::delivery::Delivery;
+
+/// What the handler decided to send.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: AnswerBody,
+}
+
+/// The body of an [`Answer`].
+#[derive(Debug)]
+pub(crate) enum AnswerBody {
+    /// No body (HEAD, redirects, empty objects).
+    Empty,
+    /// A small body sent in one piece (XML errors).
+    Full(Bytes),
+    /// Object bytes, sent by a pump task that can cut, stall or throttle them.
+    Stream { data: Bytes, delivery: Delivery },
+}
+
+/// A COS error code with its status and stock message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CosErrorCode {
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: &'static str,
+}
+
+pub(crate) const NO_SUCH_KEY: CosErrorCode = CosErrorCode {
+    status: StatusCode::NOT_FOUND,
+    code: "NoSuchKey",
+    message: "The specified key does not exist.",
+};
+pub(crate) const SIGNATURE_MISMATCH: CosErrorCode = CosErrorCode {
+    status: StatusCode::FORBIDDEN,
+    code: "SignatureDoesNotMatch",
+    message: "The Signature you specified is invalid.",
+};
+pub(crate) const EXPIRED: CosErrorCode = CosErrorCode {
+    status: StatusCode::FORBIDDEN,
+    code: "AccessDenied",
+    message: "Request has expired",
+};
+pub(crate) const INVALID_URI: CosErrorCode = CosErrorCode {
+    status: StatusCode::BAD_REQUEST,
+    code: "InvalidURI",
+    message: "Object names are one path segment of A-Z a-z 0-9 . _ -",
+};
+pub(crate) const METHOD_NOT_ALLOWED: CosErrorCode = CosErrorCode {
+    status: StatusCode::METHOD_NOT_ALLOWED,
+    code: "MethodNotAllowed",
+    message: "The specified method is not allowed against this resource.",
+};
+pub(crate) const INVALID_RANGE: CosErrorCode = CosErrorCode {
+    status: StatusCode::RANGE_NOT_SATISFIABLE,
+    code: "InvalidRange",
+    message: "The requested range is not satisfiable",
+};
+
+/// The COS error code an injected status answers with.
+pub(crate) fn code_for_status(status: StatusCode) -> CosErrorCode {
+    let (code, message) = match status.as_u16() {
+        403 => ("AccessDenied", "Access Denied."),
+        404 => (NO_SUCH_KEY.code, NO_SUCH_KEY.message),
+        500 => (
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        ),
+        503 => ("ServiceUnavailable", "Please reduce your request rate."),
+        _ => (
+            "InjectedFault",
+            "The fake COS was told to fail this request.",
+        ),
+    };
+    CosErrorCode {
+        status,
+        code,
+        message,
+    }
+}
+
+/// An XML error answer, the body shape COS sends.
+pub(crate) fn xml_error(error: CosErrorCode, resource: &str, request_id: &str) -> Answer {
+    let body = format!(
+        "<?xml version='1.0' encoding='utf-8' ?>\n<Error>\n\t<Code>{}</Code>\n\t<Message>{}</Message>\n\t<Resource>{}</Resource>\n\t<RequestId>{}</RequestId>\n</Error>",
+        error.code,
+        error.message,
+        escape(resource),
+        escape(request_id),
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Answer {
+        status: error.status,
+        headers,
+        body: AnswerBody::Full(Bytes::from(body)),
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_error_has_cos_shape_and_escapes_resource() {
+        let answer = xml_error(NO_SUCH_KEY, "/a<b", "req-1");
+        let AnswerBody::Full(body) = answer.body else {
+            panic!("xml errors have a full body");
+        };
+        let body = std::str::from_utf8(&body).expect("utf-8");
+        assert!(body.starts_with("<?xml version='1.0' encoding='utf-8' ?>\n<Error>"));
+        assert!(body.contains("<Code>NoSuchKey</Code>"));
+        assert!(body.contains("<Resource>/a&lt;b</Resource>"));
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    }
+}
