@@ -1,0 +1,177 @@
+//! Translates rmqtt hook calls into [`BrokerHooks`] calls.
+//!
+//! One adapter is registered for every hook type the hub needs. Publishes are reported from the
+//! publish ACL hook rather than rmqtt's `MessagePublish` hook, because `MessagePublish` runs
+//! before the ACL and would also report messages the ACL then refuses.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rmqtt::codec::v5::SubscribeAckReason;
+use rmqtt::context::ServerContext;
+use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
+use rmqtt::session::Session;
+use rmqtt::types::{
+    AuthResult, ConnectInfo as RmqttConnectInfo, PublishAclResult, Reason, Subscribe,
+    SubscribeAclResult,
+};
+use tracing::{debug, info};
+
+use super::connections::Connections;
+use super::{AuthVerdict, BrokerHooks, ConnectInfo};
+
+/// The hook types the adapter answers.
+const HOOK_TYPES: [Type; 6] = [
+    Type::ClientAuthenticate,
+    Type::ClientSubscribeCheckAcl,
+    Type::MessagePublishCheckAcl,
+    Type::SessionSubscribed,
+    Type::ClientConnected,
+    Type::ClientDisconnected,
+];
+
+/// Registers the adapter for every hook type and enables it.
+///
+/// Must complete before the listener accepts: rmqtt adds handlers disabled, and a CONNECT that
+/// arrives before `start()` would be accepted without authentication.
+pub(super) async fn install(
+    scx: &ServerContext,
+    hooks: Arc<dyn BrokerHooks>,
+    connections: Arc<Connections>,
+) {
+    let adapter = HookAdapter { hooks, connections };
+    let register = scx.extends.hook_mgr().register();
+    for typ in HOOK_TYPES {
+        register.add(typ, Box::new(adapter.clone())).await;
+    }
+    register.start().await;
+}
+
+#[derive(Clone)]
+struct HookAdapter {
+    hooks: Arc<dyn BrokerHooks>,
+    connections: Arc<Connections>,
+}
+
+#[async_trait]
+impl Handler for HookAdapter {
+    async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
+        match param {
+            Parameter::ClientAuthenticate(info) => (false, Some(self.authenticate(info))),
+            Parameter::ClientSubscribeCheckAcl(session, sub) => {
+                (false, Some(self.check_subscribe(session, sub)))
+            }
+            Parameter::MessagePublishCheckAcl(session, publish) => {
+                let client_id: &str = &session.id.client_id;
+                let result = if self.hooks.allow_publish(client_id, &publish.topic) {
+                    self.hooks.on_publish(
+                        client_id,
+                        &publish.topic,
+                        &publish.payload,
+                        publish.qos.value(),
+                    );
+                    PublishAclResult::allow()
+                } else {
+                    debug!(client_id, topic = %publish.topic, "publish refused");
+                    self.hooks
+                        .on_publish_refused(client_id, &publish.topic, &publish.payload);
+                    // Dropped, not disconnected: the hub records it and the device carries on.
+                    PublishAclResult::rejected(false, None)
+                };
+                (false, Some(HookResult::PublishAclResult(result)))
+            }
+            Parameter::SessionSubscribed(session, sub) => {
+                self.hooks.on_subscribed(
+                    &session.id.client_id,
+                    &sub.topic_filter,
+                    sub.opts.qos().value(),
+                );
+                (true, acc)
+            }
+            Parameter::ClientConnected(session) => {
+                self.connections.connected(&session.id);
+                info!(client_id = %session.id.client_id, "client connected");
+                self.hooks.on_connected(&session.id.client_id);
+                (true, acc)
+            }
+            Parameter::ClientDisconnected(session, reason) => {
+                self.disconnected(session, reason);
+                (true, acc)
+            }
+            _ => (true, acc),
+        }
+    }
+}
+
+impl HookAdapter {
+    fn authenticate(&self, info: &RmqttConnectInfo) -> HookResult {
+        let info = connect_info(info);
+        let verdict = self.hooks.authenticate(&info);
+        debug!(client_id = %info.client_id, ?verdict, "authenticate");
+        HookResult::AuthResult(match verdict {
+            // Never a superuser: a superuser would bypass both ACL hooks.
+            AuthVerdict::Accept => AuthResult::Allow(false, None),
+            AuthVerdict::BadCredentials => AuthResult::BadUsernameOrPassword,
+            AuthVerdict::NotAuthorized => AuthResult::NotAuthorized,
+        })
+    }
+
+    fn check_subscribe(&self, session: &Session, sub: &Subscribe) -> HookResult {
+        let client_id: &str = &session.id.client_id;
+        let result = if self.hooks.allow_subscribe(client_id, &sub.topic_filter) {
+            // Grant what was asked (rmqtt already capped it at the listener's maximum).
+            SubscribeAclResult::new_success(sub.opts.qos(), None)
+        } else {
+            debug!(client_id, topic_filter = %sub.topic_filter, "subscription refused");
+            SubscribeAclResult::new_failure(SubscribeAckReason::NotAuthorized)
+        };
+        HookResult::SubscribeAclResult(result)
+    }
+
+    fn disconnected(&self, session: &Session, reason: &Reason) {
+        let client_id: &str = &session.id.client_id;
+        let reason = describe(reason);
+        if self.connections.disconnected(&session.id) {
+            info!(client_id, %reason, "client disconnected");
+            self.hooks.on_disconnected(client_id, &reason);
+        } else {
+            debug!(client_id, %reason, "superseded connection closed");
+        }
+    }
+}
+
+fn connect_info(info: &RmqttConnectInfo) -> ConnectInfo {
+    ConnectInfo {
+        client_id: info.client_id().to_string(),
+        username: info.username().map(|u| u.to_string()),
+        password: info.password().map(|p| p.to_vec()),
+        protocol_level: info.proto_ver(),
+        keepalive_secs: info.keep_alive(),
+        peer: info
+            .ipaddress()
+            .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+    }
+}
+
+/// A stable description of why a connection ended (see [`BrokerHooks::on_disconnected`]).
+fn describe(reason: &Reason) -> String {
+    match first_cause(reason) {
+        Reason::ConnectDisconnect(_) => "client_disconnect".to_owned(),
+        Reason::ConnectRemoteClose => "remote_close".to_owned(),
+        Reason::ConnectKeepaliveTimeout => "keepalive_timeout".to_owned(),
+        Reason::ConnectKicked(_) => "kicked".to_owned(),
+        Reason::ConnectReadWriteError => "io_error".to_owned(),
+        Reason::ConnectReadWriteTimeout => "io_timeout".to_owned(),
+        r @ (Reason::ProtocolError(_) | Reason::MqttError(_)) => format!("protocol_error: {r}"),
+        r => format!("other: {r}"),
+    }
+}
+
+/// rmqtt accumulates reasons (a DISCONNECT, then the socket closing); the first one is the cause.
+fn first_cause(reason: &Reason) -> &Reason {
+    match reason {
+        Reason::Reasons(all) => all.first().map_or(reason, first_cause),
+        r => r,
+    }
+}

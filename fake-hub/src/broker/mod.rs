@@ -1,0 +1,121 @@
+//! The fake hub's MQTT broker: rmqtt embedded behind a small interface.
+//!
+//! The hub's logic implements [`BrokerHooks`] and never sees an rmqtt type. rmqtt calls the hooks
+//! from its connection tasks (authentication, subscribe and publish ACLs, connection events), and
+//! the logic talks back through a [`BrokerHandle`] (hub-to-device publishes, kicking a client).
+//!
+//! Every [`Broker`] runs on its own tokio runtime on a dedicated thread: rmqtt has no stop API and
+//! aborting its tasks leaves live connections up, so stopping means dropping that runtime, which
+//! closes every socket it owns. That also keeps several brokers in one process independent.
+
+mod connections;
+mod handle;
+mod hooks;
+mod server;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::SocketAddr;
+
+pub(crate) use handle::BrokerHandle;
+pub(crate) use server::Broker;
+
+/// What the hub's logic decides about a CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthVerdict {
+    /// The device may connect (CONNACK 0).
+    Accept,
+    /// Wrong username or password (CONNACK 4).
+    BadCredentials,
+    /// Unknown or disabled device (CONNACK 5).
+    NotAuthorized,
+}
+
+/// The parts of a CONNECT packet the hub's logic needs to authenticate a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectInfo {
+    /// The MQTT client id (`{product_id}{device_name}` for the Tencent SDKs).
+    pub(crate) client_id: String,
+    /// The username, if the CONNECT carried one.
+    pub(crate) username: Option<String>,
+    /// The password bytes, if the CONNECT carried one.
+    pub(crate) password: Option<Vec<u8>>,
+    /// Protocol level: 3 for MQTT 3.1 (`MQIsdp`), 4 for 3.1.1, 5 for 5.0.
+    pub(crate) protocol_level: u8,
+    /// The keepalive the client asked for, in seconds.
+    pub(crate) keepalive_secs: u16,
+    /// The client's address (unspecified `0.0.0.0:0` if the transport has none).
+    pub(crate) peer: SocketAddr,
+}
+
+/// Implemented by the hub logic; called from broker tasks, so it must not block long.
+///
+/// Calls for one connection arrive in the order the packets did; calls for different
+/// connections may run concurrently. A hook may call [`BrokerHandle`] methods.
+pub(crate) trait BrokerHooks: Send + Sync + 'static {
+    /// Decides a CONNECT. Every CONNECT reaches it, with or without a username.
+    fn authenticate(&self, info: &ConnectInfo) -> AuthVerdict;
+
+    /// Decides one topic filter of a SUBSCRIBE; `false` answers SUBACK failure (0x80).
+    /// An allowed filter is granted at the requested QoS (capped at 1).
+    fn allow_subscribe(&self, client_id: &str, topic_filter: &str) -> bool;
+
+    /// Decides a client PUBLISH; `false` drops it (not routed; QoS 1 is still acknowledged).
+    fn allow_publish(&self, client_id: &str, topic: &str) -> bool;
+
+    /// Every PUBLISH from a client that passed `allow_publish`, in arrival order per client,
+    /// before it is routed to subscribers.
+    fn on_publish(&self, client_id: &str, topic: &str, payload: &[u8], qos: u8);
+
+    /// A PUBLISH that `allow_publish` refused (so the hub can record it).
+    fn on_publish_refused(&self, client_id: &str, topic: &str, payload: &[u8]);
+
+    /// A subscription was granted at `granted_qos` (called before the SUBACK is sent).
+    fn on_subscribed(&self, _client_id: &str, _topic_filter: &str, _granted_qos: u8) {}
+
+    /// A client was accepted (called just before its CONNACK is sent). A reconnect with the
+    /// same client id calls it again, whether or not the old connection is gone yet.
+    fn on_connected(&self, _client_id: &str) {}
+
+    /// The client id's current connection ended. Not called when the broker itself shuts down.
+    ///
+    /// When a device reconnects with the same client id, rmqtt kicks the old connection while
+    /// accepting the new one, in either order: if the old one's end comes first it is reported
+    /// (reason `kicked`) before the new `on_connected`; if it comes after, it is not reported at
+    /// all. Either way the last call for a client id tells whether it is connected.
+    ///
+    /// `reason` is one of `client_disconnect` (DISCONNECT received), `remote_close`,
+    /// `keepalive_timeout`, `kicked`, `io_error`, `io_timeout`, or `protocol_error: ...` /
+    /// `other: ...` with rmqtt's description.
+    fn on_disconnected(&self, _client_id: &str, _reason: &str) {}
+}
+
+/// Where and how the broker listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BrokerConfig {
+    /// Plain MQTT listener address; `127.0.0.1:0` in tests, the bound port is in
+    /// [`Broker::local_addr`].
+    pub(crate) mqtt_addr: SocketAddr,
+}
+
+/// Why a broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BrokerError {
+    /// The broker's thread or tokio runtime could not be created.
+    #[error("cannot start the broker runtime")]
+    Runtime(#[source] io::Error),
+    /// The MQTT listener could not be bound.
+    #[error("cannot bind the MQTT listener on {addr}")]
+    Bind {
+        /// The address from the configuration.
+        addr: SocketAddr,
+        /// What the OS or rmqtt said.
+        #[source]
+        source: io::Error,
+    },
+    /// The broker thread ended before reporting its listener (it panicked).
+    #[error("the broker thread stopped before its listener was ready")]
+    Stopped,
+}

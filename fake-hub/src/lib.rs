@@ -1,0 +1,307 @@
+//! An embedded fake Tencent Cloud IoT Hub for offline OTA tests.
+//!
+//! rmqtt is the broker, embedded in-process; on top of it sits the Hub's logic: a device
+//! registry with key auth (CONNACK 4 and 5 as the real Hub answers), topic ACLs, gateway
+//! topology (`online`, `offline`, `bind`, ...), a firmware registry, console pushes by the three
+//! methods, per-device update tracking, and a transcript of every MQTT message in and out.
+//! Firmware bytes live in a [`FirmwareStore`] (fake COS, wired by the caller), so the hub does
+//! not depend on any COS implementation.
+
+mod broker;
+mod core;
+mod registry;
+mod store;
+mod tasks;
+mod topology;
+mod transcript;
+
+pub use registry::{DeviceKind, FirmwareInfo};
+pub use store::FirmwareStore;
+pub use tasks::{DeviceUpdate, PushMethod, PushRequest, TaskStatus, UpdateState};
+pub use transcript::{Direction, TranscriptEntry};
+
+use crate::core::HubCore;
+use broker::{Broker, BrokerConfig};
+use md5::{Digest, Md5};
+use otasim_protocol::DeviceId;
+use registry::DeviceRecord;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// How the hub listens and signs.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The MQTT listener; `127.0.0.1:0` for an OS-assigned port.
+    pub mqtt_addr: SocketAddr,
+    /// How long a signed firmware URL stays valid.
+    pub url_validity: Duration,
+}
+
+impl HubConfig {
+    /// MQTT on loopback with an OS-assigned port, URLs valid for an hour.
+    pub fn loopback() -> Self {
+        HubConfig {
+            mqtt_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            url_validity: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Why the hub refused an action.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The broker could not start.
+    #[error("starting the broker: {0}")]
+    Broker(String),
+    /// A device or product is unknown.
+    #[error("unknown device {0}")]
+    UnknownDevice(String),
+    /// No firmware of that product and version was uploaded.
+    #[error("no firmware {version} for product {product_id}")]
+    UnknownFirmware {
+        /// The product.
+        product_id: String,
+        /// The version.
+        version: String,
+    },
+    /// The firmware store refused the upload.
+    #[error("storing firmware: {0}")]
+    Store(String),
+    /// A push selected no device.
+    #[error("the push selects no device")]
+    NoTargets,
+    /// An argument is invalid.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A device as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceStatus {
+    /// The device.
+    pub device: DeviceId,
+    /// Gateway or subdevice.
+    pub kind: DeviceKind,
+    /// Its gateway, for a bound subdevice.
+    pub bound_to: Option<DeviceId>,
+    /// Connected (gateway) or online through its gateway (subdevice).
+    pub online: bool,
+    /// The last version reported.
+    pub version: Option<String>,
+    /// Its current update, if any.
+    pub update: Option<DeviceUpdate>,
+}
+
+/// A running fake hub.
+pub struct Hub {
+    core: Arc<HubCore>,
+    broker: Broker,
+}
+
+impl Hub {
+    /// Starts the hub's broker on `config.mqtt_addr`.
+    pub async fn start(config: HubConfig, store: Arc<dyn FirmwareStore>) -> Result<Hub, HubError> {
+        let core = Arc::new(HubCore::new(store, config.url_validity));
+        let broker = Broker::start(
+            BrokerConfig {
+                mqtt_addr: config.mqtt_addr,
+            },
+            Arc::clone(&core) as _,
+        )
+        .await
+        .map_err(|e| {
+            HubError::Broker(format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        core.attach(broker.handle());
+        Ok(Hub { core, broker })
+    }
+
+    /// The MQTT listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.broker.local_addr()
+    }
+
+    /// Registers a gateway with its base64 secret.
+    pub fn add_gateway(&self, id: &DeviceId, secret: &str) {
+        self.add(id, secret, DeviceKind::Gateway, None, None);
+    }
+
+    /// Registers a subdevice, bound to `gateway` if given, running `version` if known.
+    pub fn add_subdevice(
+        &self,
+        id: &DeviceId,
+        secret: &str,
+        gateway: Option<&DeviceId>,
+        version: Option<&str>,
+    ) {
+        self.add(
+            id,
+            secret,
+            DeviceKind::Subdevice,
+            gateway.cloned(),
+            version.map(str::to_owned),
+        );
+    }
+
+    fn add(
+        &self,
+        id: &DeviceId,
+        secret: &str,
+        kind: DeviceKind,
+        bound_to: Option<DeviceId>,
+        version: Option<String>,
+    ) {
+        self.core.lock().registry.add(DeviceRecord {
+            id: id.clone(),
+            secret: secret.to_owned(),
+            kind,
+            bound_to,
+            enabled: true,
+            version,
+            online: false,
+        });
+        self.core.bump();
+    }
+
+    /// Uploads a firmware image: computes size and MD5 and puts it in the store.
+    pub fn upload_firmware(
+        &self,
+        product_id: &str,
+        version: &str,
+        bytes: Vec<u8>,
+    ) -> Result<FirmwareInfo, HubError> {
+        let id = DeviceId::new(product_id, "x").map_err(|e| HubError::Invalid {
+            field: "product_id",
+            reason: e.to_string(),
+        })?;
+        if version.is_empty() || version.len() > 32 {
+            return Err(HubError::Invalid {
+                field: "version",
+                reason: "must be 1 to 32 characters".into(),
+            });
+        }
+        let object: String = format!("{}_{}", id.product_id(), version)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let info = FirmwareInfo {
+            product_id: product_id.to_owned(),
+            version: version.to_owned(),
+            size_bytes: bytes.len() as u64,
+            md5: hex::encode(Md5::digest(&bytes)),
+            object: object.clone(),
+        };
+        self.core
+            .store()
+            .put(&object, bytes)
+            .map_err(HubError::Store)?;
+        self.core.lock().registry.put_firmware(info.clone());
+        self.core.bump();
+        Ok(info)
+    }
+
+    /// The uploaded firmware, by product and version.
+    pub fn firmware(&self) -> Vec<FirmwareInfo> {
+        self.core.lock().registry.all_firmware()
+    }
+
+    /// Pushes an update as the console does; returns the task id.
+    pub fn push(&self, request: PushRequest) -> Result<u64, HubError> {
+        tasks_push::push(&self.core, request)
+    }
+
+    /// A device's state.
+    pub fn device(&self, id: &DeviceId) -> Option<DeviceStatus> {
+        let state = self.core.lock();
+        let rec = state.registry.get(id)?;
+        Some(DeviceStatus {
+            device: rec.id.clone(),
+            kind: rec.kind,
+            bound_to: rec.bound_to.clone(),
+            online: rec.online,
+            version: rec.version.clone(),
+            update: state.updates.get(id).cloned(),
+        })
+    }
+
+    /// Every device's state, ordered by id.
+    pub fn devices(&self) -> Vec<DeviceStatus> {
+        let ids: Vec<DeviceId> = self
+            .core
+            .lock()
+            .registry
+            .devices()
+            .map(|d| d.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| self.device(id)).collect()
+    }
+
+    /// Every task, oldest first.
+    pub fn tasks(&self) -> Vec<TaskStatus> {
+        let ids: Vec<u64> = self.core.lock().tasks.keys().copied().collect();
+        ids.into_iter().filter_map(|id| self.task(id)).collect()
+    }
+
+    /// A task and its devices.
+    pub fn task(&self, id: u64) -> Option<TaskStatus> {
+        tasks_push::status(&self.core, id)
+    }
+
+    /// The transcript so far.
+    pub fn transcript(&self) -> Vec<TranscriptEntry> {
+        self.core.lock().transcript.clone()
+    }
+
+    /// Transcript entries as they happen.
+    pub fn watch_transcript(&self) -> broadcast::Receiver<TranscriptEntry> {
+        self.core.live()
+    }
+
+    /// Disconnects a client, as the Hub does when it drops a device.
+    pub fn kick(&self, client_id: &str) {
+        self.core.kick(client_id);
+    }
+
+    /// Waits until `check` holds on the hub, re-checking on every change, for at most `timeout`.
+    /// Returns whether it held.
+    pub async fn wait_until(&self, timeout: Duration, mut check: impl FnMut(&Hub) -> bool) -> bool {
+        let mut rev = self.core.revision();
+        let wait = async {
+            loop {
+                if check(self) {
+                    return;
+                }
+                if rev.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok() && check(self)
+    }
+
+    /// Stops the broker; every connection is closed and the port freed.
+    pub async fn shutdown(self) {
+        self.broker.shutdown().await;
+    }
+}
+
+mod tasks_push;
