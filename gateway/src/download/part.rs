@@ -1,0 +1,231 @@
+//! The data file being written, and the MD5 of everything stored in it.
+//!
+//! Body bytes are gathered into a large buffer; a full buffer is hashed and written on a
+//! blocking thread while the next one fills from the network, so hashing, disk and network
+//! overlap in one pass over the data. At most one buffer is in flight, which keeps the hash in
+//! file order. Nothing is synced here except on [`PartFile::checkpoint`] and at the end.
+
+use std::fs;
+use std::io::{self, Seek, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use md5::{Digest, Md5};
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use crate::download::error::DownloadError;
+use crate::download::plan::CheckpointRecord;
+use crate::download::store::{
+    Checkpoint, ImageLock, Paths, Resumable, blocking, open_data_file, remove_if_present, sync_dir,
+    write_checkpoint,
+};
+
+/// The file and the hash, owned by whichever thread is writing.
+struct Sink {
+    file: fs::File,
+    hasher: Md5,
+}
+
+type Flight = JoinHandle<(Sink, Vec<u8>, io::Result<()>)>;
+
+/// Where the sink is: here, or on a blocking thread with a buffer.
+enum Slot {
+    Idle(Sink),
+    Busy(Flight),
+    /// Only while a job is being handed over, or after a failed one.
+    Gone,
+}
+
+/// The `{md5}.part` file of one image.
+pub(crate) struct PartFile {
+    paths: Paths,
+    md5_hex: String,
+    file_size: u64,
+    slot: Slot,
+    buffer: Vec<u8>,
+    buffer_limit: usize,
+    lock: ImageLock,
+}
+
+impl PartFile {
+    /// Opens (or creates) the data file and returns what can be resumed.
+    pub(crate) async fn open(
+        paths: &Paths,
+        md5: [u8; 16],
+        file_size: u64,
+        buffer_limit: usize,
+        lock: ImageLock,
+    ) -> Result<(Self, Resumable), DownloadError> {
+        let md5_hex = hex::encode(md5);
+        let (p, m) = (paths.clone(), md5_hex.clone());
+        let (file, hasher, resumable) = blocking(&lock, move || open_data_file(&p, &m, file_size))
+            .await
+            .map_err(DownloadError::io("open data file", &paths.part))?;
+        let part = PartFile {
+            paths: paths.clone(),
+            md5_hex,
+            file_size,
+            slot: Slot::Idle(Sink { file, hasher }),
+            buffer: Vec::with_capacity(buffer_limit),
+            buffer_limit,
+            lock,
+        };
+        Ok((part, resumable))
+    }
+
+    /// Wraps a blocking job so that it keeps the image locked until it ends.
+    fn holding<T>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> impl FnOnce() -> T + Send + 'static {
+        let lock = Arc::clone(&self.lock);
+        move || {
+            let out = job();
+            drop(lock);
+            out
+        }
+    }
+
+    fn part_path(&self) -> PathBuf {
+        self.paths.part.clone()
+    }
+
+    /// Stores body bytes; a full buffer is handed to the writer thread.
+    pub(crate) async fn append(&mut self, data: &[u8]) -> Result<(), DownloadError> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= self.buffer_limit {
+            self.submit().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the writer thread and returns the sink with the buffer it used.
+    async fn land(&mut self) -> Result<(Sink, Option<Vec<u8>>), DownloadError> {
+        match std::mem::replace(&mut self.slot, Slot::Gone) {
+            Slot::Idle(sink) => Ok((sink, None)),
+            Slot::Busy(flight) => {
+                let (sink, used, result) = flight.await.expect("write job does not panic");
+                result.map_err(DownloadError::io("write data file", self.part_path()))?;
+                Ok((sink, Some(used)))
+            }
+            Slot::Gone => Err(DownloadError::Io {
+                op: "write data file",
+                path: self.part_path(),
+                source: io::Error::other("an earlier write failed"),
+            }),
+        }
+    }
+
+    /// Hands the filled buffer to a blocking thread that hashes and writes it.
+    async fn submit(&mut self) -> Result<(), DownloadError> {
+        let (mut sink, spare) = self.land().await?;
+        if self.buffer.is_empty() {
+            self.slot = Slot::Idle(sink);
+            return Ok(());
+        }
+        let mut next = spare.unwrap_or_else(|| Vec::with_capacity(self.buffer_limit));
+        next.clear();
+        let full = std::mem::replace(&mut self.buffer, next);
+        self.slot = Slot::Busy(tokio::task::spawn_blocking(self.holding(move || {
+            sink.hasher.update(&full);
+            let result = sink.file.write_all(&full);
+            (sink, full, result)
+        })));
+        Ok(())
+    }
+
+    /// Writes everything stored, then runs `job` on the idle sink on a blocking thread.
+    async fn with_sink<T: Send + 'static>(
+        &mut self,
+        op: &'static str,
+        job: impl FnOnce(&mut Sink) -> io::Result<T> + Send + 'static,
+    ) -> Result<T, DownloadError> {
+        self.submit().await?;
+        let (mut sink, _) = self.land().await?;
+        let (sink, result) = tokio::task::spawn_blocking(self.holding(move || {
+            let result = job(&mut sink);
+            (sink, result)
+        }))
+        .await
+        .expect("file job does not panic");
+        self.slot = Slot::Idle(sink);
+        result.map_err(DownloadError::io(op, self.part_path()))
+    }
+
+    /// Makes every stored byte durable, then records `record` as the checkpoint.
+    pub(crate) async fn checkpoint(
+        &mut self,
+        record: CheckpointRecord,
+    ) -> Result<(), DownloadError> {
+        self.with_sink("sync data file", |sink| sink.file.sync_data())
+            .await?;
+        let ckpt = Checkpoint {
+            md5: self.md5_hex.clone(),
+            file_size: self.file_size,
+            durable_bytes: record.durable_bytes,
+            etag: record.etag,
+        };
+        let paths = self.paths.clone();
+        blocking(&self.lock, move || write_checkpoint(&paths, &ckpt))
+            .await
+            .map_err(DownloadError::io("write checkpoint", &self.paths.ckpt))?;
+        debug!(durable = record.durable_bytes, "checkpoint written");
+        Ok(())
+    }
+
+    /// Forgets the stored prefix: empties the data file and records a zero checkpoint before
+    /// any new byte is written, so an old checkpoint can never vouch for new data.
+    pub(crate) async fn reset(&mut self, etag: Option<String>) -> Result<(), DownloadError> {
+        self.buffer.clear();
+        let empty = |sink: &mut Sink| {
+            sink.hasher = Md5::new();
+            sink.file.set_len(0)?;
+            sink.file.rewind()
+        };
+        self.with_sink("truncate data file", empty).await?;
+        self.checkpoint(CheckpointRecord {
+            durable_bytes: 0,
+            etag,
+        })
+        .await
+    }
+
+    /// Syncs the complete image, checks its MD5 and renames it to `{md5}.bin`. A wrong image is
+    /// deleted with its checkpoint, so the next download starts from 0.
+    pub(crate) async fn finish(mut self, expected: [u8; 16]) -> Result<PathBuf, DownloadError> {
+        let digest = |sink: &mut Sink| {
+            sink.file.sync_all()?;
+            Ok(<[u8; 16]>::from(
+                std::mem::take(&mut sink.hasher).finalize(),
+            ))
+        };
+        let actual = self.with_sink("sync data file", digest).await?;
+        // Close the file before renaming or deleting it; keep the lock for those jobs.
+        let PartFile {
+            paths, lock, slot, ..
+        } = self;
+        drop(slot);
+        let p = paths.clone();
+        if actual != expected {
+            let delete = move || {
+                remove_if_present(&p.part)?;
+                remove_if_present(&p.ckpt)
+            };
+            blocking(&lock, delete)
+                .await
+                .map_err(DownloadError::io("delete wrong image", &paths.part))?;
+            let (expected, actual) = (hex::encode(expected), hex::encode(actual));
+            return Err(DownloadError::Md5Mismatch { expected, actual });
+        }
+        let store = move || {
+            fs::rename(&p.part, &p.bin)?;
+            sync_dir(&p.dir)?;
+            remove_if_present(&p.ckpt)
+        };
+        blocking(&lock, store)
+            .await
+            .map_err(DownloadError::io("store finished image", &paths.bin))?;
+        Ok(paths.bin)
+    }
+}

@@ -1,0 +1,223 @@
+//! A gateway OTA client for Tencent Cloud IoT Hub subdevices.
+//!
+//! The gateway connects to the Hub over MQTT for its subdevices, brings them online, reports
+//! their versions, and on `update_firmware` downloads the image (resumable, crash-safe, one
+//! download shared by every subdevice that needs it), verifies it, burns it through a
+//! [`Burner`] and reports progress honestly. It sits between the Hub (here usually `fake-hub`)
+//! and the subdevices, and speaks only the wire types of `otasim-protocol`.
+//!
+//! Build one with [`Gateway::start`] from a [`GatewayConfig`] and a state directory; starting
+//! again on the same directory after [`Gateway::kill`] is a reboot.
+
+mod burner;
+mod config;
+pub mod download;
+mod images;
+mod session;
+mod subdevice;
+mod update;
+mod validate;
+
+pub use burner::{BurnError, BurnFuture, Burner, SimulatedBurner};
+pub use config::{GatewayConfig, HubAddress, SubdeviceConfig};
+pub use update::Failure;
+pub use validate::{Rejection, Target, Version};
+
+use images::ImageCache;
+use otasim_protocol::{Credentials, DeviceId, ProgressReport, SignMethod};
+use rumqttc::{AsyncClient, MqttOptions, NetworkOptions};
+use session::Session;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use subdevice::SubdeviceDriver;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Something the gateway did, for observers (tests, scenario runners, the CLI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayEvent {
+    /// The MQTT connection is up.
+    Connected,
+    /// The MQTT connection dropped; the gateway will reconnect.
+    Disconnected {
+        /// Why, as the client saw it.
+        reason: String,
+    },
+    /// The Hub answered `online` for a subdevice.
+    Online {
+        /// The subdevice.
+        device: DeviceId,
+        /// The integer result (0 is success).
+        result: i64,
+    },
+    /// A progress report was published for a subdevice.
+    Report {
+        /// The subdevice.
+        device: DeviceId,
+        /// The report.
+        report: ProgressReport,
+    },
+    /// An image finished downloading (or was found complete on disk).
+    ImageFetched {
+        /// The subdevice whose command started the download.
+        device: DeviceId,
+        /// The image's MD5, hex.
+        md5: String,
+        /// Body bytes received over HTTP for it, over all attempts.
+        bytes_transferred: u64,
+    },
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The device secret or identity is unusable.
+    #[error("gateway credentials: {0}")]
+    Credentials(#[from] otasim_protocol::AuthError),
+    /// The state directory could not be prepared.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// What the session and the subdevice drivers share.
+pub(crate) struct Shared {
+    client: AsyncClient,
+    cancel: CancellationToken,
+    events: broadcast::Sender<GatewayEvent>,
+    max_image_bytes: u64,
+    started: Instant,
+}
+
+impl Shared {
+    fn emit(&self, event: GatewayEvent) {
+        // No receiver is fine: events are for observers only.
+        let _ = self.events.send(event);
+    }
+}
+
+/// A running gateway.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
+}
+
+impl Gateway {
+    /// Starts the gateway on the current tokio runtime with the simulated burner, whose flash
+    /// lives in `{state_dir}/flash`.
+    pub fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        let burner = SimulatedBurner::new(config.state_dir.join("flash"));
+        for sub in &config.subdevices {
+            burner
+                .provision(&sub.id, &sub.factory_version)
+                .map_err(|source| GatewayError::StateDir {
+                    path: config.state_dir.clone(),
+                    source,
+                })?;
+        }
+        Self::start_with_burner(config, Arc::new(burner))
+    }
+
+    /// Starts the gateway with a burner of the caller's choice.
+    pub fn start_with_burner(
+        config: GatewayConfig,
+        burner: Arc<dyn Burner>,
+    ) -> Result<Gateway, GatewayError> {
+        let images_dir = config.state_dir.join("images");
+        std::fs::create_dir_all(&images_dir).map_err(|source| GatewayError::StateDir {
+            path: images_dir.clone(),
+            source,
+        })?;
+        let (client, eventloop) = connect_options(&config)?;
+        let (events, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            client,
+            cancel: CancellationToken::new(),
+            events,
+            max_image_bytes: config.max_image_bytes,
+            started: Instant::now(),
+        });
+        let images = Arc::new(ImageCache::new(
+            images_dir,
+            config.download,
+            Arc::clone(&shared),
+        ));
+        let mut tasks = JoinSet::new();
+        let mut inputs = BTreeMap::new();
+        for sub in &config.subdevices {
+            let (tx, rx) = mpsc::channel(16);
+            inputs.insert(sub.id.clone(), tx);
+            let running = burner
+                .running_version(&sub.id)
+                .unwrap_or_else(|| sub.factory_version.clone());
+            let driver = SubdeviceDriver::new(
+                sub.id.clone(),
+                running,
+                Arc::clone(&shared),
+                Arc::clone(&burner),
+                Arc::clone(&images),
+            );
+            tasks.spawn(driver.run(rx));
+        }
+        let session = Session::new(config.device.clone(), Arc::clone(&shared), inputs);
+        tasks.spawn(session.run(eventloop));
+        Ok(Gateway { shared, tasks })
+    }
+
+    /// Subscribes to what the gateway does from now on.
+    pub fn events(&self) -> broadcast::Receiver<GatewayEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Stops cleanly: disconnects from the Hub and waits for every task. Partial downloads keep
+    /// their checkpoints.
+    pub async fn shutdown(mut self) {
+        self.shared.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Stops at once, as a power cut would: tasks are aborted wherever they are, nothing is
+    /// flushed beyond what was already durable. Start again on the same state directory to reboot.
+    pub async fn kill(mut self) {
+        self.shared.cancel.cancel();
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn connect_options(
+    config: &GatewayConfig,
+) -> Result<(AsyncClient, rumqttc::EventLoop), GatewayError> {
+    let conn_id: String = (0..5)
+        .map(|_| {
+            char::from(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    [rand::random_range(0..62)],
+            )
+        })
+        .collect();
+    // Like the C SDK: an expiry that never comes, so a gateway with a wrong clock still connects.
+    let creds = Credentials::make(
+        &config.device,
+        &config.secret,
+        &conn_id,
+        i64::MAX as u64,
+        SignMethod::HmacSha1,
+    )?;
+    let mut opts = MqttOptions::new(creds.client_id, config.hub.host.clone(), config.hub.port);
+    opts.set_credentials(creds.username, creds.password);
+    opts.set_keep_alive(config.keepalive);
+    opts.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(opts, 256);
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(config.download.timeouts.connect().as_secs().max(1));
+    eventloop.set_network_options(net);
+    Ok((client, eventloop))
+}
