@@ -1,0 +1,22 @@
+//! The `otasim` command as a library: argument types and one module per subcommand, so that
+//! end-to-end tests can drive exactly what users run.
+
+mod cmd;
+
+pub use cmd::{Cli, Command, execute};
+
+/// Installs a tracing subscriber on stderr: warnings by default, `-v` for info, `-vv` for debug;
+/// `RUST_LOG` overrides.
+pub fn install_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,rmqtt=warn",
+        _ => "debug,rmqtt=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
