@@ -1,0 +1,9 @@
+//! End-to-end tests: real sockets on loopback, real files, one module per family.
+
+mod cos;
+mod demo;
+mod gateway;
+mod hub;
+mod python_sdk;
+mod scenarios;
+mod support;
