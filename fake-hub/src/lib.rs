@@ -7,6 +7,7 @@
 //! Firmware bytes live in a [`FirmwareStore`] (fake COS, wired by the caller), so the hub does
 //! not depend on any COS implementation.
 
+pub mod api;
 mod broker;
 mod core;
 mod registry;

@@ -1,0 +1,1 @@
+//! The hub's control API over HTTP and JSON.
