@@ -6,4 +6,5 @@ mod gateway;
 mod hub;
 mod python_sdk;
 mod scenarios;
+mod seed_rules;
 mod support;
