@@ -2,6 +2,7 @@
 //! end-to-end tests can drive exactly what users run.
 
 mod cmd;
+pub mod console;
 
 pub use cmd::{Cli, Command, execute};
 
