@@ -1,6 +1,8 @@
-//! Response bodies of objects: a pump task feeds hyper through a one-slot channel, so every
-//! milestone (byte N handed over, stall, cut) is recorded in the journal before the client can
-//! see it, and faults act on exact byte counts.
+//! Response bodies of objects. A body with a delivery fault is fed to hyper by a pump task
+//! through a one-slot channel, so every milestone (byte N handed over, stall, cut) is recorded
+//! in the journal before the client can see it, and faults act on exact byte counts. A body
+//! without one is a [`DirectBody`]: large zero-copy slices of the object handed to hyper as it
+//! polls, recorded the same way but with no task, channel or small chunks in between.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -20,6 +22,8 @@ use crate::io::{Abort, ConnCtl};
 use crate::journal::{ConnEnd, Recorder};
 
 const CHUNK_BYTES: u64 = 16 * 1024;
+/// Frame size of a body without delivery faults: big enough that per-frame costs vanish.
+const DIRECT_CHUNK_BYTES: usize = 1 << 20;
 
 type Item = Result<Frame<Bytes>, Infallible>;
 
@@ -35,6 +39,61 @@ impl http_body::Body for PumpBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
         self.rx.poll_recv(cx)
+    }
+}
+
+/// A body without delivery faults, served straight from the object's bytes.
+#[derive(Debug)]
+pub(crate) struct DirectBody {
+    data: Bytes,
+    sent: usize,
+    recorder: Recorder,
+    shutdown: CancellationToken,
+}
+
+impl DirectBody {
+    pub(crate) fn new(data: Bytes, recorder: Recorder, shutdown: CancellationToken) -> Self {
+        Self {
+            data,
+            sent: 0,
+            recorder,
+            shutdown,
+        }
+    }
+}
+
+impl http_body::Body for DirectBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        let len = self.data.len();
+        if self.sent >= len {
+            return Poll::Ready(None);
+        }
+        let stop = (self.sent + DIRECT_CHUNK_BYTES).min(len);
+        let chunk = self.data.slice(self.sent..stop);
+        self.sent = stop;
+        let end = (stop == len).then_some(ConnEnd::Complete);
+        self.recorder.sent(stop as u64, end);
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent >= self.data.len()
+    }
+}
+
+impl Drop for DirectBody {
+    fn drop(&mut self) {
+        if self.sent < self.data.len() {
+            let end = if self.shutdown.is_cancelled() {
+                ConnEnd::Shutdown
+            } else {
+                ConnEnd::ClientGone
+            };
+            self.recorder.end_if_in_progress(end);
+        }
     }
 }
 

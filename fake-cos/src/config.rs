@@ -1,6 +1,7 @@
 //! Instance configuration.
 
 use crate::CosError;
+use crate::tls::TlsIdentity;
 
 /// How one fake COS instance signs and spells its URLs.
 #[derive(Debug, Clone, Default)]
@@ -12,6 +13,8 @@ pub struct CosConfig {
     /// always dials 80) reaches this server through a port-80 forward. `None` uses the listener's
     /// `ip:port`.
     pub public_host: Option<String>,
+    /// Serve HTTPS with this identity instead of plain HTTP; signed URLs then start `https://`.
+    pub tls: Option<TlsIdentity>,
 }
 
 /// A validated [`CosConfig`]: what the server runs with.
@@ -19,6 +22,7 @@ pub struct CosConfig {
 pub(crate) struct CosPlan {
     pub(crate) secret: Vec<u8>,
     pub(crate) public_host: Option<String>,
+    pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl CosConfig {
@@ -45,9 +49,15 @@ impl CosConfig {
                 reason: format!("{host:?} is not a bare host[:port]"),
             });
         }
+        let tls = self
+            .tls
+            .as_ref()
+            .map(TlsIdentity::server_config)
+            .transpose()?;
         Ok(CosPlan {
             secret,
             public_host: self.public_host,
+            tls,
         })
     }
 }

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::clock::CosClock;
 use crate::config::{CosConfig, CosPlan};
-use crate::fault::{FaultRule, RuleGuard, RuleId, RuleSet};
+use crate::fault::{FaultRule, InstalledRule, RuleGuard, RuleId, RuleSet};
 use crate::journal::{Journal, JournalEntry};
 use crate::name::ObjectName;
 use crate::store::{ObjectInfo, Store, StoredObject};
@@ -47,8 +48,9 @@ impl Drop for Lifecycle {
 /// [`Cos::shutdown`] is awaited or the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Cos {
-    shared: Arc<Shared>,
-    _lifecycle: Arc<Lifecycle>,
+    pub(crate) shared: Arc<Shared>,
+    /// `None` for the control API's own handle, which must not keep the instance alive.
+    _lifecycle: Option<Arc<Lifecycle>>,
 }
 
 /// Starts a fake COS on an already-bound listener.
@@ -72,7 +74,7 @@ pub async fn start(listener: TcpListener, config: CosConfig) -> Result<Cos, CosE
     info!(%addr, "fake COS listening");
     Ok(Cos {
         shared,
-        _lifecycle: Arc::new(Lifecycle { shutdown }),
+        _lifecycle: Some(Arc::new(Lifecycle { shutdown })),
     })
 }
 
@@ -82,11 +84,24 @@ impl Cos {
         self.shared.addr
     }
 
+    /// A handle that controls the instance without keeping it alive.
+    pub(crate) fn detached(&self) -> Cos {
+        Cos {
+            shared: Arc::clone(&self.shared),
+            _lifecycle: None,
+        }
+    }
+
     /// Stores (or replaces) an object; its ETag and MD5 come from the bytes.
-    pub fn put_object(&self, name: &str, bytes: Bytes) -> Result<ObjectInfo, CosError> {
+    pub fn put_object(&self, name: &str, bytes: impl Into<Bytes>) -> Result<ObjectInfo, CosError> {
         let name = ObjectName::parse(name)?;
-        let object = StoredObject::new(&name, bytes, self.shared.clock.now());
+        let object = StoredObject::new(&name, bytes.into(), self.shared.clock.now());
         Ok(self.shared.store.put(name, object).info.clone())
+    }
+
+    /// Every stored object, ordered by name.
+    pub fn list_objects(&self) -> Vec<ObjectInfo> {
+        self.shared.store.list()
     }
 
     /// Metadata of a stored object.
@@ -101,16 +116,31 @@ impl Cos {
     }
 
     /// A URL for `name` that is valid for `valid_for` from now on the instance clock:
-    /// `http://{host}/{name}?sign={hex}&t={unix expiry}`.
+    /// `http://{host}/{name}?sign={hex}&t={unix expiry}` (`https` with TLS). The host is the
+    /// configured `public_host`, else the listener's address, without the port if it is the
+    /// scheme's default.
     pub fn signed_url(&self, name: &str, valid_for: Duration) -> Result<String, CosError> {
         let name = ObjectName::parse(name)?;
         let expires = self.shared.clock.now_unix() + valid_for.as_secs();
         let sign = sign::sign(&self.shared.plan.secret, &name, expires);
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        let default_port = if self.is_tls() { 443 } else { 80 };
+        let addr = self.shared.addr;
         let host = match &self.shared.plan.public_host {
             Some(host) => host.clone(),
-            None => self.shared.addr.to_string(),
+            // The C SDK ignores URL ports: on the default port, leave it out as COS does.
+            None if addr.port() == default_port => match addr {
+                SocketAddr::V4(v4) => v4.ip().to_string(),
+                SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+            },
+            None => addr.to_string(),
         };
-        Ok(format!("http://{host}/{name}?sign={sign}&t={expires}"))
+        Ok(format!("{scheme}://{host}/{name}?sign={sign}&t={expires}"))
+    }
+
+    /// Whether the firmware listener speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.shared.plan.tls.is_some()
     }
 
     /// The instance clock, used for URL expiry and Last-Modified.
@@ -135,9 +165,32 @@ impl Cos {
         self.shared.rules.remove(id)
     }
 
+    /// The installed rules in decision order, with how often each fired.
+    pub fn rules(&self) -> Vec<InstalledRule> {
+        self.shared.rules.list()
+    }
+
+    /// Removes every rule, leaving objects and the journal alone.
+    pub fn clear_rules(&self) {
+        self.shared.rules.clear();
+    }
+
     /// Every request so far, in arrival order.
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.shared.journal.snapshot()
+    }
+
+    /// The requests numbered above `seq`, in arrival order (`0` for all).
+    pub fn journal_since(&self, seq: u64) -> Vec<JournalEntry> {
+        self.shared.journal.since(seq)
+    }
+
+    /// A live feed of the journal: each entry is sent when its answer is decided (usually
+    /// [`ConnEnd::InProgress`](crate::ConnEnd) for a body) and again whenever its `end` changes
+    /// (complete, cut, stalled, ...). A subscriber that falls more than 4096 updates behind
+    /// gets `Lagged` and can catch up with [`Cos::journal_since`].
+    pub fn subscribe_journal(&self) -> broadcast::Receiver<JournalEntry> {
+        self.shared.journal.live()
     }
 
     /// Waits until `done` holds for the journal, or fails after `timeout`.
@@ -164,8 +217,10 @@ impl Cos {
             .unwrap_or(Err(CosError::JournalTimeout(timeout)))
     }
 
-    /// Forgets objects, rules, the journal, request numbers and attempt counts.
+    /// Forgets objects, rules, the journal, request numbers and attempt counts, and sets the
+    /// clock back to real time.
     pub fn reset(&self) {
+        self.shared.clock.set_offset_ms(0);
         self.shared.store.clear();
         self.shared.rules.clear();
         self.shared.journal.clear();

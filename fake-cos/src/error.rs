@@ -30,6 +30,20 @@ pub enum CosError {
     /// A fault rule refers to something invalid.
     #[error("invalid fault rule: {0}")]
     InvalidRule(String),
+    /// The TLS identity could not be made or loaded.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// The control API listener could not report its address.
+    #[error("control API listener has no local address")]
+    AdminAddr(#[source] std::io::Error),
+    /// A folder of objects could not be read.
+    #[error("reading {path}: {source}")]
+    Folder {
+        /// The folder or file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A journal condition did not hold before the deadline.
     #[error("journal condition not met within {0:?}")]
     JournalTimeout(Duration),

@@ -10,8 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use tracing::{debug, warn};
 
-use crate::body::Pump;
+use crate::body::{DirectBody, Pump};
 use crate::cos::Shared;
+use crate::fault::delivery::Delivery;
 use crate::fault::{FiredRule, RuleInput, Verdict, framing};
 use crate::io::ConnCtl;
 use crate::journal::{ConnEnd, JournalEntry, Recorder, Ticket};
@@ -102,6 +103,13 @@ fn into_response(shared: &Arc<Shared>, conn: &ConnCtx, ticket: Ticket, answer: A
     let body = match answer.body {
         AnswerBody::Empty => Body::empty(),
         AnswerBody::Full(bytes) => Body::from(bytes),
+        AnswerBody::Stream { data, delivery } if delivery == Delivery::default() => {
+            Body::new(DirectBody::new(
+                data,
+                Recorder::new(Arc::clone(&shared.journal), ticket),
+                shared.shutdown.clone(),
+            ))
+        }
         AnswerBody::Stream { data, delivery } => Body::new(
             Pump {
                 data,

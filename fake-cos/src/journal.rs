@@ -2,11 +2,12 @@
 //! what each client was sent and how its connection ended.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::fault::FiredRule;
 use crate::name::ObjectName;
@@ -58,6 +59,47 @@ pub struct JournalEntry {
     pub end: ConnEnd,
 }
 
+impl fmt::Display for ConnEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InProgress => "in progress",
+            Self::Complete => "complete",
+            Self::Cut => "cut",
+            Self::Reset => "reset",
+            Self::Stalled => "stalled",
+            Self::ClientGone => "client gone",
+            Self::Shutdown => "shutdown",
+        })
+    }
+}
+
+/// One line for a live log: `#3 127.0.0.1:50412 GET /fw.bin range=bytes=0-99 attempt=1 ->
+/// 206 100 B complete rule=2:cut_after`.
+impl fmt::Display for JournalEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "#{} {} {} {}",
+            self.seq, self.client, self.method, self.path
+        )?;
+        if let Some(range) = &self.range {
+            write!(f, " range={range}")?;
+        }
+        if self.attempt > 0 {
+            write!(f, " attempt={}", self.attempt)?;
+        }
+        write!(
+            f,
+            " -> {} {} B {}",
+            self.status, self.body_bytes_sent, self.end
+        )?;
+        if let Some(fault) = &self.fault {
+            write!(f, " rule={}:{}", fault.id.get(), fault.verdict.kind())?;
+        }
+        Ok(())
+    }
+}
+
 /// A request's place in the journal, handed out before the answer is known.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
@@ -74,11 +116,16 @@ struct State {
     attempts: HashMap<(ObjectName, IpAddr), u32>,
 }
 
-/// Entries plus a version counter that wakes waiters on every change.
+/// How many live entries a slow subscriber may fall behind before it skips some.
+const LIVE_CAPACITY: usize = 4096;
+
+/// Entries plus a version counter that wakes waiters on every change, and a live feed of
+/// entries as they start and end.
 #[derive(Debug)]
 pub(crate) struct Journal {
     state: Mutex<State>,
     version: watch::Sender<u64>,
+    live: broadcast::Sender<JournalEntry>,
 }
 
 impl Default for Journal {
@@ -86,6 +133,7 @@ impl Default for Journal {
         Self {
             state: Mutex::default(),
             version: watch::Sender::new(0),
+            live: broadcast::Sender::new(LIVE_CAPACITY),
         }
     }
 }
@@ -114,6 +162,8 @@ impl Journal {
                 return;
             }
             let at = state.entries.partition_point(|e| e.seq < entry.seq);
+            // Sent under the lock, so subscribers see entries in the order they were stored.
+            let _no_subscriber_is_fine = self.live.send(entry.clone());
             state.entries.insert(at, entry);
         }
         self.version.send_modify(|v| *v += 1);
@@ -129,7 +179,12 @@ impl Journal {
             let Ok(at) = state.entries.binary_search_by_key(&ticket.seq, |e| e.seq) else {
                 return;
             };
-            change(&mut state.entries[at]);
+            let entry = &mut state.entries[at];
+            let before = entry.end;
+            change(entry);
+            if entry.end != before {
+                let _no_subscriber_is_fine = self.live.send(entry.clone());
+            }
         }
         self.version.send_modify(|v| *v += 1);
     }
@@ -140,6 +195,17 @@ impl Journal {
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    pub(crate) fn live(&self) -> broadcast::Receiver<JournalEntry> {
+        self.live.subscribe()
+    }
+
+    /// Entries with a sequence number above `seq`.
+    pub(crate) fn since(&self, seq: u64) -> Vec<JournalEntry> {
+        let state = self.lock();
+        let at = state.entries.partition_point(|e| e.seq <= seq);
+        state.entries[at..].to_vec()
     }
 
     /// Forgets entries, request numbers and attempt counts.

@@ -6,7 +6,9 @@
 //! never chunked or compressed unless a fault says so), answers single ranges per RFC 7233
 //! (clamping the SDKs' one-past-the-end `bytes=0-{size}`), checks expiring URL signatures on a
 //! clock tests can move, journals every request, and injects faults from an ordered list of
-//! serde rules ([`FaultRule`]) that fire on typed milestones.
+//! serde rules ([`FaultRule`]) that fire on typed milestones. It speaks HTTP or, with a
+//! [`TlsIdentity`] made at run time, HTTPS; [`Cos::serve_admin`] adds an HTTP+JSON control API
+//! on a separate listener, and [`Cos::subscribe_journal`] is a live feed of requests.
 //!
 //! Choices where HTTP leaves room, made as COS does and the SDKs need: a malformed `Range`
 //! (including `last < first`) and a multi-range request are ignored and answered 200 with the
@@ -29,12 +31,14 @@
 //! # }
 //! ```
 
+mod admin;
 mod body;
 mod clock;
 mod config;
 mod cos;
 mod error;
 mod fault;
+mod folder;
 mod handler;
 mod io;
 mod journal;
@@ -44,11 +48,15 @@ mod response;
 mod server;
 mod sign;
 mod store;
+mod tls;
 
+pub use admin::Admin;
 pub use clock::CosClock;
 pub use config::CosConfig;
 pub use cos::{Cos, start};
 pub use error::CosError;
-pub use fault::{FaultRule, FiredRule, Fires, RuleGuard, RuleId, Selector, Verdict};
+pub use fault::{FaultRule, FiredRule, Fires, InstalledRule, RuleGuard, RuleId, Selector, Verdict};
+pub use folder::FolderLoad;
 pub use journal::{ConnEnd, JournalEntry};
 pub use store::ObjectInfo;
+pub use tls::TlsIdentity;

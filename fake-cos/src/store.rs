@@ -68,6 +68,10 @@ impl Store {
         self.lock().remove(name).is_some()
     }
 
+    pub(crate) fn list(&self) -> Vec<ObjectInfo> {
+        self.lock().values().map(|o| o.info.clone()).collect()
+    }
+
     pub(crate) fn clear(&self) {
         self.lock().clear();
     }

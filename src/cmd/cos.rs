@@ -1,12 +1,152 @@
-//! `otasim cos`.
+//! `otasim cos`: a folder of firmware files served by fake COS, with its control API, printing
+//! each request as it happens until Ctrl-C.
 
+use anyhow::Context;
 use clap::Args;
+use fake_cos::{Cos, CosConfig, JournalEntry, TlsIdentity};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 /// Arguments of `otasim cos`.
 #[derive(Debug, Args)]
-pub struct CosArgs {}
+pub struct CosArgs {
+    /// Folder whose regular files are served, each as an object named after the file.
+    #[arg(long, value_name = "FOLDER")]
+    dir: PathBuf,
+    /// Address both listeners bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Firmware port (0: any free port). Real SDKs ignore URL ports: use 80, or 443 with --tls.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Control API port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    admin_port: u16,
+    /// Host written into signed URLs instead of the listener's address, e.g. `127.0.0.1`.
+    #[arg(long)]
+    public_host: Option<String>,
+    /// Serve HTTPS with a certificate made now, signed by a throwaway CA.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls, write the CA certificate (PEM) here instead of printing it.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca_out: Option<PathBuf>,
+    /// How long the printed signed URLs stay valid, in seconds (default 30 days).
+    #[arg(long, default_value_t = 30 * 24 * 3600)]
+    url_valid_secs: u64,
+    /// Do not print requests (the control API's journal still has them).
+    #[arg(long)]
+    quiet: bool,
+}
 
-pub(super) async fn run(_args: CosArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("otasim cos is not available in this build yet")
+pub(super) async fn run(args: CosArgs) -> anyhow::Result<ExitCode> {
+    let stop = stop_signal()?;
+    let identity = if args.tls {
+        let hosts: Vec<String> = [Some(args.host.clone()), args.public_host.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
+        Some(TlsIdentity::generate(&hosts)?)
+    } else {
+        None
+    };
+    let listener = bind(&args.host, args.port, "firmware").await?;
+    let admin_listener = bind(&args.host, args.admin_port, "control API").await?;
+    let config = CosConfig {
+        public_host: args.public_host.clone(),
+        tls: identity.clone(),
+        ..CosConfig::default()
+    };
+    let cos = fake_cos::start(listener, config).await?;
+    let admin = cos.serve_admin(admin_listener).await?;
+    let scheme = if args.tls { "https" } else { "http" };
+    println!("cos: {scheme}://{}", cos.local_addr());
+    println!("admin: {}", admin.url());
+    if let Some(identity) = &identity {
+        print_ca(identity, args.ca_out.as_ref())?;
+    }
+    // Subscribed before any URL is printed, so no request made with one can be missed.
+    let live = (!args.quiet).then(|| cos.subscribe_journal());
+    load(&cos, &args)?;
+    match live {
+        Some(live) => print_requests(live, stop).await,
+        None => stop.await,
+    }
+    admin.shutdown().await;
+    cos.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each journal update until `stop` resolves.
+async fn print_requests(
+    mut live: broadcast::Receiver<JournalEntry>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        // Cancel-safe: `recv` loses nothing when the stop branch wins, and we exit anyway.
+        tokio::select! {
+            () = &mut stop => break,
+            entry = live.recv() => match entry {
+                Ok(entry) => println!("{entry}"),
+                Err(RecvError::Lagged(n)) => println!("({n} journal updates skipped)"),
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+}
+
+async fn bind(host: &str, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("binding the {what} listener on {host}:{port}"))
+}
+
+fn print_ca(identity: &TlsIdentity, out: Option<&PathBuf>) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, identity.ca_pem())
+                .with_context(|| format!("writing the CA certificate to {}", path.display()))?;
+            println!("ca: {}", path.display());
+        }
+        None => print!("ca:\n{}", identity.ca_pem()),
+    }
+    Ok(())
+}
+
+/// Stores the folder's files and prints one signed URL per object.
+fn load(cos: &Cos, args: &CosArgs) -> anyhow::Result<()> {
+    let load = cos.put_dir(&args.dir)?;
+    for (path, reason) in &load.skipped {
+        eprintln!("warning: skipping {}: {reason}", path.display());
+    }
+    if load.loaded.is_empty() {
+        eprintln!("warning: no objects in {}", args.dir.display());
+    }
+    let valid_for = Duration::from_secs(args.url_valid_secs);
+    for info in &load.loaded {
+        let url = cos.signed_url(&info.name, valid_for)?;
+        println!(
+            "object {} size={} md5={} url={url}",
+            info.name, info.size, info.md5_hex
+        );
+    }
+    Ok(())
+}
+
+/// Registers Ctrl-C (SIGINT) and SIGTERM handlers now, so a signal sent as soon as anything is
+/// printed is caught; the future resolves on the first of them.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -19,7 +19,7 @@ pub(crate) mod status;
 
 use serde::{Deserialize, Serialize};
 
-pub use rules::RuleGuard;
+pub use rules::{InstalledRule, RuleGuard};
 pub(crate) use rules::{RuleInput, RuleSet};
 
 use crate::CosError;
@@ -31,6 +31,11 @@ use crate::name::ObjectName;
 pub struct RuleId(u64);
 
 impl RuleId {
+    /// The id numbered `id`, e.g. as read from the control API's path.
+    pub fn new(id: u64) -> Self {
+        Self(id)
+    }
+
     /// The number, unique for the instance's lifetime.
     pub fn get(self) -> u64 {
         self.0

@@ -2,7 +2,20 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde::Serialize;
+
 use super::{FaultRule, FiredRule, RuleId};
+
+/// An installed rule as listed by the control API: its id, the rule and how often it fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstalledRule {
+    /// The rule's id.
+    pub id: RuleId,
+    /// The rule as installed.
+    pub rule: FaultRule,
+    /// Requests it has fired on so far.
+    pub fired: u32,
+}
 
 /// What a selector can see of a request.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +63,18 @@ impl RuleSet {
 
     pub(crate) fn clear(&self) {
         self.lock().rules.clear();
+    }
+
+    pub(crate) fn list(&self) -> Vec<InstalledRule> {
+        self.lock()
+            .rules
+            .iter()
+            .map(|r| InstalledRule {
+                id: r.id,
+                rule: r.rule.clone(),
+                fired: r.fired,
+            })
+            .collect()
     }
 
     pub(crate) fn fired(&self, id: RuleId) -> Option<u32> {

@@ -89,3 +89,28 @@ async fn journal_serializes_to_json_for_transcripts() {
     assert_eq!(json[0]["status"], 206);
     fx.cos.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_leaving_mid_body_is_journaled_as_client_gone() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = crate::client::fixture_sized(32 << 20).await;
+    let mut stream = tokio::net::TcpStream::connect(fx.cos.local_addr())
+        .await
+        .expect("connect");
+    let request = format!("GET {} HTTP/1.1\r\nHost: cos\r\n\r\n", fx.target);
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut first = [0u8; 1024];
+    let n = stream.read(&mut first).await.expect("head arrives");
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+    drop(stream);
+    let journal = fx
+        .cos
+        .wait_journal(DEADLINE, |j| {
+            j.first().is_some_and(|e| e.end != ConnEnd::InProgress)
+        })
+        .await
+        .expect("the body ends");
+    assert_eq!(journal[0].end, ConnEnd::ClientGone);
+    assert!(journal[0].body_bytes_sent < 32 << 20);
+    fx.cos.shutdown().await;
+}

@@ -1,0 +1,56 @@
+//! Loading a folder of firmware files as objects, for `otasim cos --dir`.
+
+use std::path::{Path, PathBuf};
+
+use crate::name::ObjectName;
+use crate::{Cos, CosError, ObjectInfo};
+
+/// What [`Cos::put_dir`] stored and what it left out.
+#[derive(Debug, Clone, Default)]
+pub struct FolderLoad {
+    /// The objects stored, ordered by name.
+    pub loaded: Vec<ObjectInfo>,
+    /// Entries not stored, with the reason (an invalid name, not a regular file, unreadable).
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+impl Cos {
+    /// Stores every regular file directly in `dir` as an object named after the file; entries
+    /// whose name is not a valid object name, subfolders and unreadable files are skipped and
+    /// listed. Symbolic links are followed. Fails only if `dir` itself cannot be listed.
+    pub fn put_dir(&self, dir: &Path) -> Result<FolderLoad, CosError> {
+        let folder_error = |source| CosError::Folder {
+            path: dir.to_owned(),
+            source,
+        };
+        let mut paths = std::fs::read_dir(dir)
+            .map_err(folder_error)?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(folder_error)?;
+        paths.sort();
+        let mut load = FolderLoad::default();
+        for path in paths {
+            match self.put_file(&path) {
+                Ok(info) => load.loaded.push(info),
+                Err(reason) => load.skipped.push((path, reason)),
+            }
+        }
+        load.loaded.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(load)
+    }
+
+    fn put_file(&self, path: &Path) -> Result<ObjectInfo, String> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or("the file name is not UTF-8")?;
+        ObjectName::parse(name).map_err(|e| e.to_string())?;
+        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        if !meta.is_file() {
+            return Err("not a regular file".into());
+        }
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        self.put_object(name, bytes).map_err(|e| e.to_string())
+    }
+}

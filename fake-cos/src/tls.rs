@@ -1,0 +1,126 @@
+//! HTTPS for the firmware listener: a throwaway CA and a server certificate made with rcgen at
+//! run time, so an HTTPS build of an SDK can be pointed at the fake with only the CA to trust.
+
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::ServerConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::CosError;
+
+/// A CA and a server certificate it signed, made at run time; clones share them.
+#[derive(Debug, Clone)]
+pub struct TlsIdentity {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    ca_der: CertificateDer<'static>,
+    ca_pem: String,
+    server_der: CertificateDer<'static>,
+    server_key_der: Vec<u8>,
+}
+
+fn tls_error(what: &'static str) -> impl FnOnce(rcgen::Error) -> CosError {
+    move |e| CosError::Tls(format!("{what}: {e}"))
+}
+
+impl TlsIdentity {
+    /// A fresh CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and `hosts`
+    /// (names or IP addresses, e.g. the `public_host` of the URLs).
+    pub fn generate(hosts: &[String]) -> Result<TlsIdentity, CosError> {
+        let ca_key = KeyPair::generate().map_err(tls_error("CA key"))?;
+        let mut ca_params =
+            CertificateParams::new(Vec::<String>::new()).map_err(tls_error("CA parameters"))?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "fake-cos test CA");
+        let ca_cert = ca_params
+            .self_signed(&ca_key)
+            .map_err(tls_error("CA certificate"))?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
+        for host in hosts {
+            let host = host_without_port(host);
+            if !names.iter().any(|n| n == host) {
+                names.push(host.to_owned());
+            }
+        }
+        let server_key = KeyPair::generate().map_err(tls_error("server key"))?;
+        let mut params = CertificateParams::new(names).map_err(tls_error("server names"))?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "fake-cos");
+        let server_cert = params
+            .signed_by(&server_key, &issuer)
+            .map_err(tls_error("server certificate"))?;
+        Ok(TlsIdentity {
+            inner: Arc::new(Inner {
+                ca_der: ca_cert.der().clone(),
+                ca_pem: ca_cert.pem(),
+                server_der: server_cert.der().clone(),
+                server_key_der: server_key.serialize_der(),
+            }),
+        })
+    }
+
+    /// The CA certificate a client must trust, DER-encoded.
+    pub fn ca_der(&self) -> &CertificateDer<'static> {
+        &self.inner.ca_der
+    }
+
+    /// The CA certificate a client must trust, PEM-encoded.
+    pub fn ca_pem(&self) -> &str {
+        &self.inner.ca_pem
+    }
+
+    /// A rustls server config for the certificate (ring provider, HTTP/1.1 only).
+    pub(crate) fn server_config(&self) -> Result<Arc<ServerConfig>, CosError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.inner.server_key_der.clone()));
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| CosError::Tls(format!("protocol versions: {e}")))?
+            .with_no_client_auth()
+            .with_single_cert(vec![self.inner.server_der.clone()], key)
+            .map_err(|e| CosError::Tls(format!("server certificate: {e}")))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// `host` of `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_without_port_strips_ports_and_brackets() {
+        assert_eq!(host_without_port("cos.example:8443"), "cos.example");
+        assert_eq!(host_without_port("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_without_port("[::1]:443"), "::1");
+        assert_eq!(host_without_port("::1"), "::1");
+    }
+
+    #[test]
+    fn generated_identity_builds_an_acceptor() {
+        let id = TlsIdentity::generate(&["cos.test:8443".into()]).expect("rcgen works");
+        assert!(id.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(id.server_config().is_ok());
+    }
+}
