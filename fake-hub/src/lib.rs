@@ -6,23 +6,44 @@
 //! methods, per-device update tracking, and a transcript of every MQTT message in and out.
 //! Firmware bytes live in a [`FirmwareStore`] (fake COS, wired by the caller), so the hub does
 //! not depend on any COS implementation.
+//!
+//! Beyond the seed: certificate auth on a second, mutual-TLS listener; a hub clock tests move;
+//! a strict mode for the C SDK's limits; tasks with timeouts, retries, rate limits, start delays
+//! and override; and misbehaviour on cue through [`HubFaultRule`]s.
 
 pub mod api;
+mod auth;
 mod broker;
+mod clock;
 mod core;
+mod faults;
+mod hub_hooks;
+mod hub_more;
+mod ota;
 mod registry;
 mod store;
+mod strict;
 mod tasks;
+mod tasks_options;
+mod tasks_push;
+mod tasks_run;
+mod tls;
 mod topology;
 mod transcript;
 
+pub use faults::{FaultId, Fires, HubFaultAction, HubFaultRule, InstalledFault, Milestone};
 pub use registry::{DeviceKind, FirmwareInfo};
 pub use store::FirmwareStore;
-pub use tasks::{DeviceUpdate, PushMethod, PushRequest, TaskStatus, UpdateState};
+pub use tasks::{
+    DeviceUpdate, PushMethod, PushRequest, RateLimit, TaskOptions, TaskRequest, TaskStatus,
+    UpdateState,
+};
+pub use tls::DeviceCert;
+pub use topology::{BIND_MAX_AGE_SECS, BIND_MAX_AHEAD_SECS};
 pub use transcript::{Direction, TranscriptEntry};
 
 use crate::core::HubCore;
-use broker::{Broker, BrokerConfig};
+use broker::{Broker, BrokerConfig, TlsListener};
 use md5::{Digest, Md5};
 use otasim_protocol::DeviceId;
 use registry::DeviceRecord;
@@ -39,14 +60,29 @@ pub struct HubConfig {
     pub mqtt_addr: SocketAddr,
     /// How long a signed firmware URL stays valid.
     pub url_validity: Duration,
+    /// A second, mutual-TLS listener for certificate auth (`127.0.0.1:0` for an OS-assigned
+    /// port); `None` for none.
+    pub tls_addr: Option<SocketAddr>,
+    /// Warn when a hub message would break a real C SDK device (see [`Hub::set_strict`]).
+    pub strict: bool,
 }
 
 impl HubConfig {
-    /// MQTT on loopback with an OS-assigned port, URLs valid for an hour.
+    /// MQTT on loopback with an OS-assigned port, URLs valid for an hour, no TLS, not strict.
     pub fn loopback() -> Self {
         HubConfig {
             mqtt_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             url_validity: Duration::from_secs(3600),
+            tls_addr: None,
+            strict: false,
+        }
+    }
+
+    /// [`HubConfig::loopback`] plus a mutual-TLS listener on an OS-assigned loopback port.
+    pub fn loopback_with_tls() -> Self {
+        HubConfig {
+            tls_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Self::loopback()
         }
     }
 }
@@ -74,6 +110,12 @@ pub enum HubError {
     /// A push selected no device.
     #[error("the push selects no device")]
     NoTargets,
+    /// The hub's certificates could not be made or written.
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The hub was started without a TLS listener.
+    #[error("the hub has no TLS listener")]
+    NoTls,
     /// An argument is invalid.
     #[error("invalid {field}: {reason}")]
     Invalid {
@@ -95,6 +137,8 @@ pub struct DeviceStatus {
     pub bound_to: Option<DeviceId>,
     /// Connected (gateway) or online through its gateway (subdevice).
     pub online: bool,
+    /// Whether it may connect (gateway) or be bound (subdevice).
+    pub enabled: bool,
     /// The last version reported.
     pub version: Option<String>,
     /// Its current update, if any.
@@ -108,12 +152,26 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts the hub's broker on `config.mqtt_addr`.
+    /// Starts the hub's broker on `config.mqtt_addr` (and `config.tls_addr`).
     pub async fn start(config: HubConfig, store: Arc<dyn FirmwareStore>) -> Result<Hub, HubError> {
-        let core = Arc::new(HubCore::new(store, config.url_validity));
+        let ca = match config.tls_addr {
+            Some(_) => Some(tls::HubCa::generate()?),
+            None => None,
+        };
+        let tls = config
+            .tls_addr
+            .zip(ca.as_ref())
+            .map(|(addr, ca)| TlsListener {
+                addr,
+                cert: ca.path("server.pem"),
+                key: ca.path("server.key"),
+                client_ca: ca.path("ca.pem"),
+            });
+        let core = Arc::new(HubCore::new(store, config.url_validity, config.strict, ca));
         let broker = Broker::start(
             BrokerConfig {
                 mqtt_addr: config.mqtt_addr,
+                tls,
             },
             Arc::clone(&core) as _,
         )
@@ -127,6 +185,7 @@ impl Hub {
             ))
         })?;
         core.attach(broker.handle());
+        core.spawn(tasks_run::run(Arc::clone(&core)));
         Ok(Hub { core, broker })
     }
 
@@ -225,9 +284,11 @@ impl Hub {
         self.core.lock().registry.all_firmware()
     }
 
-    /// Pushes an update as the console does; returns the task id.
+    /// Pushes an update as the console does, with default options; returns the task id.
+    /// Devices with a pending update under another task are skipped and listed in the task
+    /// (see [`Hub::create_task`] to override them).
     pub fn push(&self, request: PushRequest) -> Result<u64, HubError> {
-        tasks_push::push(&self.core, request)
+        tasks_push::push(&self.core, request.into())
     }
 
     /// A device's state.
@@ -239,6 +300,7 @@ impl Hub {
             kind: rec.kind,
             bound_to: rec.bound_to.clone(),
             online: rec.online,
+            enabled: rec.enabled,
             version: rec.version.clone(),
             update: state.updates.get(id).cloned(),
         })
@@ -258,7 +320,7 @@ impl Hub {
 
     /// Every task, oldest first.
     pub fn tasks(&self) -> Vec<TaskStatus> {
-        let ids: Vec<u64> = self.core.lock().tasks.keys().copied().collect();
+        let ids: Vec<u64> = self.core.lock().tasks.keys().copied().collect::<Vec<_>>();
         ids.into_iter().filter_map(|id| self.task(id)).collect()
     }
 
@@ -304,5 +366,3 @@ impl Hub {
         self.broker.shutdown().await;
     }
 }
-
-mod tasks_push;

@@ -1,58 +1,118 @@
-//! Gateway operations: online, offline, describe, bind and unbind.
+//! Gateway operations: online, offline, describe, bind and unbind from gateways; `change` and
+//! `unbind_all` from the Hub.
+//!
+//! A bind is checked in this order: parameters (-801), sign method (-804), subdevice exists
+//! (-802), it is a subdevice at all (-808: gateways cannot be bound), it is enabled (-807),
+//! signature (-803), timestamp (-805), binding (-806 other gateway, -809 this one). The
+//! timestamp must be at most [`BIND_MAX_AGE_SECS`] behind and [`BIND_MAX_AHEAD_SECS`] ahead of
+//! the hub's wall clock.
 
 use crate::core::{HubCore, State};
+use crate::faults::HubFaultAction;
 use crate::registry::DeviceKind;
 use otasim_protocol::{
     DeviceId, GatewayDevice, GatewayReply, GatewayRequest, GatewayResult, OperationType,
     SignMethod, Topic, verify_bind_signature,
 };
-use tracing::debug;
 
-/// Answers one request a gateway published on `$gateway/operation/{gw}`.
-pub(crate) fn on_request(core: &HubCore, state: &mut State, gateway: &DeviceId, payload: &[u8]) {
+/// How old a bind signature's timestamp may be.
+pub const BIND_MAX_AGE_SECS: i64 = 3600;
+/// How far ahead of the hub's clock a bind signature's timestamp may be.
+pub const BIND_MAX_AHEAD_SECS: i64 = 300;
+
+/// Answers one request a gateway published on `$gateway/operation/{gw}`; `action` is the fault
+/// that fired on it, if any.
+pub(crate) fn on_request(
+    core: &HubCore,
+    state: &mut State,
+    client_id: &str,
+    gateway: &DeviceId,
+    payload: &[u8],
+    action: Option<HubFaultAction>,
+) {
     let req = match GatewayRequest::parse(payload) {
         Ok(r) => r,
-        Err(e) => return debug!(%gateway, error = %e, "ignoring malformed gateway operation"),
-    };
-    let devices = match req.kind {
-        OperationType::DescribeSubDevices => state
-            .registry
-            .bound_to(gateway)
-            .iter()
-            .map(GatewayDevice::named)
-            .collect(),
-        OperationType::Online
-        | OperationType::Offline
-        | OperationType::Bind
-        | OperationType::Unbind => req
-            .devices
-            .iter()
-            .map(|d| {
-                let result = apply(state, gateway, req.kind, d);
-                GatewayDevice {
-                    product_id: d.product_id.clone(),
-                    device_name: d.device_name.clone(),
-                    result: Some(result.code()),
-                    ..GatewayDevice::default()
-                }
-            })
-            .collect(),
-        // Hub-initiated types are not requests.
-        _ => {
-            return debug!(%gateway, kind = ?req.kind, "ignoring hub-side operation sent by a device");
+        Err(e) => {
+            return core.event(
+                state,
+                client_id,
+                "ignored",
+                format!("gateway operation: {e}"),
+            );
         }
+    };
+    let forced = match action {
+        Some(HubFaultAction::GatewayResult { result }) => Some(result),
+        _ => None,
+    };
+    let Some(devices) = answer(core, state, gateway, &req, forced) else {
+        let detail = format!("hub-side operation {:?} sent by a device", req.kind);
+        return core.event(state, client_id, "ignored", detail);
     };
     let reply = GatewayReply {
         kind: req.kind,
         devices,
         status: None,
     };
-    core.send(
-        state,
-        &Topic::GatewayOperationResult(gateway.clone()),
-        reply.encode(),
-        1,
-    );
+    let topic = Topic::GatewayOperationResult(gateway.clone());
+    match action {
+        Some(HubFaultAction::GatewayNever) => {}
+        Some(HubFaultAction::GatewayLate { ms }) => {
+            let Some(me) = core.me() else { return };
+            let hold = core.hold(ms);
+            core.spawn(async move {
+                hold.await;
+                let mut state = me.lock();
+                me.send(&mut state, &topic, reply.encode(), 1);
+            });
+        }
+        Some(HubFaultAction::GatewayResult { .. }) | None => {
+            core.send(state, &topic, reply.encode(), 1)
+        }
+        Some(other) => {
+            core.send(state, &topic, reply.encode(), 1);
+            core.act(state, client_id, other);
+        }
+    }
+}
+
+/// The reply's devices; `None` for a type only the Hub sends. With `forced`, the operation is
+/// not applied and every device gets that result.
+fn answer(
+    core: &HubCore,
+    state: &mut State,
+    gateway: &DeviceId,
+    req: &GatewayRequest,
+    forced: Option<i64>,
+) -> Option<Vec<GatewayDevice>> {
+    let now = core.clock.now_unix_secs();
+    match req.kind {
+        OperationType::DescribeSubDevices => Some(
+            state
+                .registry
+                .bound_to(gateway)
+                .iter()
+                .map(GatewayDevice::named)
+                .collect(),
+        ),
+        OperationType::Online
+        | OperationType::Offline
+        | OperationType::Bind
+        | OperationType::Unbind => Some(
+            req.devices
+                .iter()
+                .map(|d| GatewayDevice {
+                    product_id: d.product_id.clone(),
+                    device_name: d.device_name.clone(),
+                    result: Some(
+                        forced.unwrap_or_else(|| apply(state, gateway, req.kind, d, now).code()),
+                    ),
+                    ..GatewayDevice::default()
+                })
+                .collect(),
+        ),
+        OperationType::Change | OperationType::SearchDevices | OperationType::UnbindAll => None,
+    }
 }
 
 fn apply(
@@ -60,6 +120,7 @@ fn apply(
     gateway: &DeviceId,
     kind: OperationType,
     dev: &GatewayDevice,
+    now: i64,
 ) -> GatewayResult {
     let Ok(id) = dev.id() else {
         return match kind {
@@ -78,7 +139,7 @@ fn apply(
             rec.online = kind == OperationType::Online;
             GatewayResult::Success
         }
-        OperationType::Bind => bind(state, gateway, &id, dev),
+        OperationType::Bind => bind(state, gateway, &id, dev, now),
         OperationType::Unbind => {
             let Some(rec) = state.registry.get_mut(&id) else {
                 return GatewayResult::BindSubdeviceMissing;
@@ -99,6 +160,7 @@ fn bind(
     gateway: &DeviceId,
     id: &DeviceId,
     dev: &GatewayDevice,
+    now: i64,
 ) -> GatewayResult {
     let (Some(signature), Some(random), Some(timestamp)) =
         (&dev.signature, dev.random, dev.timestamp)
@@ -111,11 +173,17 @@ fn bind(
     let Some(rec) = state.registry.get_mut(id) else {
         return GatewayResult::BindSubdeviceMissing;
     };
-    if rec.kind != DeviceKind::Subdevice || !rec.enabled {
+    if rec.kind != DeviceKind::Subdevice {
+        return GatewayResult::BindOperationForbidden;
+    }
+    if !rec.enabled {
         return GatewayResult::BindSubdeviceForbidden;
     }
     if !verify_bind_signature(id, &rec.secret, random, timestamp, method, signature) {
         return GatewayResult::BindBadSignature;
+    }
+    if timestamp < now - BIND_MAX_AGE_SECS || timestamp > now + BIND_MAX_AHEAD_SECS {
+        return GatewayResult::BindSignatureExpired;
     }
     match &rec.bound_to {
         Some(g) if g == gateway => GatewayResult::BindAlreadyBound,
@@ -125,4 +193,56 @@ fn bind(
             GatewayResult::Success
         }
     }
+}
+
+/// The console binds (`bound`) or unbinds a subdevice and the Hub tells the gateway with
+/// `change` (`status` 1 or 0). Unbinding takes the subdevice offline.
+pub(crate) fn change(
+    core: &HubCore,
+    state: &mut State,
+    gateway: &DeviceId,
+    sub: &DeviceId,
+    bound: bool,
+) {
+    if let Some(rec) = state.registry.get_mut(sub) {
+        if bound {
+            rec.bound_to = Some(gateway.clone());
+        } else if rec.bound_to.as_ref() == Some(gateway) {
+            rec.bound_to = None;
+            rec.online = false;
+        }
+    }
+    let msg = GatewayReply {
+        kind: OperationType::Change,
+        devices: vec![GatewayDevice::named(sub)],
+        status: Some(i64::from(bound)),
+    };
+    core.send(
+        state,
+        &Topic::GatewayOperationResult(gateway.clone()),
+        msg.encode(),
+        1,
+    );
+}
+
+/// The console unbinds every subdevice of the gateway and the Hub sends `unbind_all`.
+pub(crate) fn unbind_all(core: &HubCore, state: &mut State, gateway: &DeviceId) {
+    let subs = state.registry.bound_to(gateway);
+    for sub in &subs {
+        if let Some(rec) = state.registry.get_mut(sub) {
+            rec.bound_to = None;
+            rec.online = false;
+        }
+    }
+    let msg = GatewayReply {
+        kind: OperationType::UnbindAll,
+        devices: subs.iter().map(GatewayDevice::named).collect(),
+        status: None,
+    };
+    core.send(
+        state,
+        &Topic::GatewayOperationResult(gateway.clone()),
+        msg.encode(),
+        1,
+    );
 }

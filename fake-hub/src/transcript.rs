@@ -13,7 +13,9 @@ pub enum Direction {
     Refused,
     /// Hub to device.
     Out,
-    /// A connection event (connect, refusal, subscribe, disconnect).
+    /// A hub event: `connect` (the verdict), `subscribe`, `suback failure`, `disconnect` (the
+    /// reason), `fault` (a rule fired), `fault refused`, `strict` (a C SDK limit crossed),
+    /// `ignored` (malformed JSON, an unknown type, a wrong shape).
     Event,
 }
 
@@ -29,7 +31,7 @@ pub struct TranscriptEntry {
     pub direction: Direction,
     /// The MQTT client id of the device (for `Out`, the device the topic belongs to).
     pub client_id: String,
-    /// The topic, or the event name (`connect`, `connack 4`, `subscribe`, `suback failure`, `disconnect`).
+    /// The topic, or the event name (see [`Direction::Event`]).
     pub topic: String,
     /// The payload as text (lossy UTF-8), or the event's detail.
     pub payload: String,

@@ -20,7 +20,6 @@ use super::connections::Connections;
 const HUB_SENDER_ID: &str = "fake-hub";
 
 /// A command for the broker's drain task.
-#[derive(Debug)]
 pub(super) enum Command {
     Publish {
         topic: String,
@@ -30,6 +29,18 @@ pub(super) enum Command {
     Kick {
         client_id: String,
     },
+    /// Runs a hub task (timers, late replies) on the broker's runtime, so it stops with it.
+    Spawn(super::Hold),
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Publish { topic, qos, .. } => write!(f, "publish {topic} qos {qos:?}"),
+            Command::Kick { client_id } => write!(f, "kick {client_id}"),
+            Command::Spawn(_) => f.write_str("spawn"),
+        }
+    }
 }
 
 /// Cheap, cloneable handle the hub logic uses to act on the broker.
@@ -76,6 +87,11 @@ impl BrokerHandle {
         });
     }
 
+    /// Runs `task` on the broker's runtime; it is dropped when the broker stops.
+    pub(crate) fn spawn(&self, task: super::Hold) {
+        self.send(Command::Spawn(task));
+    }
+
     /// Whether the client id has a live connection (between `on_connected` and
     /// `on_disconnected`).
     #[allow(
@@ -110,6 +126,9 @@ pub(super) async fn drain(scx: ServerContext, mut commands: mpsc::UnboundedRecei
             // it cannot hold up later publishes.
             Command::Kick { client_id } => {
                 tokio::spawn(kick(scx.clone(), client_id));
+            }
+            Command::Spawn(task) => {
+                tokio::spawn(task);
             }
         }
     }

@@ -19,11 +19,14 @@ use rmqtt::types::{
 use tracing::{debug, info};
 
 use super::connections::Connections;
+use super::fitter::Unavailable;
+use super::server::TLS_LISTENER_ID;
 use super::{AuthVerdict, BrokerHooks, ConnectInfo};
 
 /// The hook types the adapter answers.
-const HOOK_TYPES: [Type; 6] = [
+const HOOK_TYPES: [Type; 7] = [
     Type::ClientAuthenticate,
+    Type::ClientConnack,
     Type::ClientSubscribeCheckAcl,
     Type::MessagePublishCheckAcl,
     Type::SessionSubscribed,
@@ -39,8 +42,13 @@ pub(super) async fn install(
     scx: &ServerContext,
     hooks: Arc<dyn BrokerHooks>,
     connections: Arc<Connections>,
+    unavailable: Arc<Unavailable>,
 ) {
-    let adapter = HookAdapter { hooks, connections };
+    let adapter = HookAdapter {
+        hooks,
+        connections,
+        unavailable,
+    };
     let register = scx.extends.hook_mgr().register();
     for typ in HOOK_TYPES {
         register.add(typ, Box::new(adapter.clone())).await;
@@ -52,6 +60,7 @@ pub(super) async fn install(
 struct HookAdapter {
     hooks: Arc<dyn BrokerHooks>,
     connections: Arc<Connections>,
+    unavailable: Arc<Unavailable>,
 }
 
 #[async_trait]
@@ -59,8 +68,25 @@ impl Handler for HookAdapter {
     async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
         match param {
             Parameter::ClientAuthenticate(info) => (false, Some(self.authenticate(info))),
+            Parameter::ClientConnack(info, reason) => {
+                // Awaiting here holds the CONNACK: rmqtt sends it after this hook returns.
+                if reason.success()
+                    && let Some(hold) = self.hooks.connack_hold(info.client_id())
+                {
+                    hold.await;
+                }
+                (true, acc)
+            }
             Parameter::ClientSubscribeCheckAcl(session, sub) => {
-                (false, Some(self.check_subscribe(session, sub)))
+                let result = self.check_subscribe(session, sub);
+                // Awaiting here holds the SUBACK, which waits for every filter's ACL answer.
+                if let Some(hold) = self
+                    .hooks
+                    .suback_hold(&session.id.client_id, &sub.topic_filter)
+                {
+                    hold.await;
+                }
+                (false, Some(result))
             }
             Parameter::MessagePublishCheckAcl(session, publish) => {
                 let client_id: &str = &session.id.client_id;
@@ -114,13 +140,19 @@ impl HookAdapter {
             AuthVerdict::Accept => AuthResult::Allow(false, None),
             AuthVerdict::BadCredentials => AuthResult::BadUsernameOrPassword,
             AuthVerdict::NotAuthorized => AuthResult::NotAuthorized,
+            AuthVerdict::ServerUnavailable => {
+                // Accepted here, failed in negotiation: see `fitter`.
+                self.unavailable.mark(&info.client_id);
+                AuthResult::Allow(false, None)
+            }
         })
     }
 
     fn check_subscribe(&self, session: &Session, sub: &Subscribe) -> HookResult {
         let client_id: &str = &session.id.client_id;
         let result = if self.hooks.allow_subscribe(client_id, &sub.topic_filter) {
-            // Grant what was asked (rmqtt already capped it at the listener's maximum).
+            // Grant what was asked (rmqtt already capped it at the listener's maximum, QoS 1;
+            // an ACL answer can only lower a grant, never raise it).
             SubscribeAclResult::new_success(sub.opts.qos(), None)
         } else {
             debug!(client_id, topic_filter = %sub.topic_filter, "subscription refused");
@@ -151,6 +183,11 @@ fn connect_info(info: &RmqttConnectInfo) -> ConnectInfo {
         peer: info
             .ipaddress()
             .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+        tls: info.id().lid == TLS_LISTENER_ID,
+        cert_cn: match info {
+            RmqttConnectInfo::V3(_, c) => c.cert.as_ref().and_then(|c| c.common_name.clone()),
+            RmqttConnectInfo::V5(_, c) => c.cert.as_ref().and_then(|c| c.common_name.clone()),
+        },
     }
 }
 
@@ -164,6 +201,8 @@ fn describe(reason: &Reason) -> String {
         Reason::ConnectReadWriteError => "io_error".to_owned(),
         Reason::ConnectReadWriteTimeout => "io_timeout".to_owned(),
         r @ (Reason::ProtocolError(_) | Reason::MqttError(_)) => format!("protocol_error: {r}"),
+        // rmqtt's codec reports an oversized packet only as text.
+        r if r.to_string().contains("Max size exceeded") => format!("packet_too_large: {r}"),
         r => format!("other: {r}"),
     }
 }

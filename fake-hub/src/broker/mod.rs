@@ -9,6 +9,7 @@
 //! closes every socket it owns. That also keeps several brokers in one process independent.
 
 mod connections;
+mod fitter;
 mod handle;
 mod hooks;
 mod server;
@@ -16,8 +17,11 @@ mod server;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
 
 pub(crate) use handle::BrokerHandle;
 pub(crate) use server::Broker;
@@ -31,7 +35,15 @@ pub(crate) enum AuthVerdict {
     BadCredentials,
     /// Unknown or disabled device (CONNACK 5).
     NotAuthorized,
+    /// Server unavailable (CONNACK 3). A hook cannot answer 3 in rmqtt; the glue accepts the
+    /// credentials and then fails the connection's parameter negotiation, which rmqtt answers
+    /// with code 3. A previous connection with the same client id is kicked first, as for any
+    /// accepted CONNECT.
+    ServerUnavailable,
 }
+
+/// A pause the hub's logic asks the broker to take before sending an acknowledgement.
+pub(crate) type Hold = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The parts of a CONNECT packet the hub's logic needs to authenticate a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +60,10 @@ pub(crate) struct ConnectInfo {
     pub(crate) keepalive_secs: u16,
     /// The client's address (unspecified `0.0.0.0:0` if the transport has none).
     pub(crate) peer: SocketAddr,
+    /// Whether the CONNECT came over the TLS listener.
+    pub(crate) tls: bool,
+    /// The common name of the client certificate (TLS listener only).
+    pub(crate) cert_cn: Option<String>,
 }
 
 /// Implemented by the hub logic; called from broker tasks, so it must not block long.
@@ -72,6 +88,16 @@ pub(crate) trait BrokerHooks: Send + Sync + 'static {
     /// A PUBLISH that `allow_publish` refused (so the hub can record it).
     fn on_publish_refused(&self, client_id: &str, topic: &str, payload: &[u8]);
 
+    /// A pause before the CONNACK of an accepted client, if the hub wants one.
+    fn connack_hold(&self, _client_id: &str) -> Option<Hold> {
+        None
+    }
+
+    /// A pause before the SUBACK for `topic_filter`, if the hub wants one.
+    fn suback_hold(&self, _client_id: &str, _topic_filter: &str) -> Option<Hold> {
+        None
+    }
+
     /// A subscription was granted at `granted_qos` (called before the SUBACK is sent).
     fn on_subscribed(&self, _client_id: &str, _topic_filter: &str, _granted_qos: u8) {}
 
@@ -87,7 +113,8 @@ pub(crate) trait BrokerHooks: Send + Sync + 'static {
     /// all. Either way the last call for a client id tells whether it is connected.
     ///
     /// `reason` is one of `client_disconnect` (DISCONNECT received), `remote_close`,
-    /// `keepalive_timeout`, `kicked`, `io_error`, `io_timeout`, or `protocol_error: ...` /
+    /// `keepalive_timeout`, `kicked`, `io_error`, `io_timeout`, `packet_too_large: ...`
+    /// (over the listener's maximum packet size), or `protocol_error: ...` /
     /// `other: ...` with rmqtt's description.
     fn on_disconnected(&self, _client_id: &str, _reason: &str) {}
 }
@@ -98,6 +125,21 @@ pub(crate) struct BrokerConfig {
     /// Plain MQTT listener address; `127.0.0.1:0` in tests, the bound port is in
     /// [`Broker::local_addr`].
     pub(crate) mqtt_addr: SocketAddr,
+    /// A second, mutual-TLS listener, if wanted.
+    pub(crate) tls: Option<TlsListener>,
+}
+
+/// A mutual-TLS listener: PEM files (rmqtt reads files) and its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TlsListener {
+    /// Where to listen; `127.0.0.1:0` for an OS-assigned port.
+    pub(crate) addr: SocketAddr,
+    /// The server certificate chain, PEM.
+    pub(crate) cert: PathBuf,
+    /// The server key, PEM.
+    pub(crate) key: PathBuf,
+    /// The CA that client certificates must chain to, PEM.
+    pub(crate) client_ca: PathBuf,
 }
 
 /// Why a broker could not start.

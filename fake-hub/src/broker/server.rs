@@ -13,12 +13,19 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::connections::Connections;
+use super::fitter::{HubFitterManager, Unavailable};
 use super::handle::{self, BrokerHandle, Command};
-use super::{BrokerConfig, BrokerError, BrokerHooks, hooks};
+use super::{BrokerConfig, BrokerError, BrokerHooks, TlsListener, hooks};
 
 /// rmqtt keys listener settings by id and panics on a duplicate; with port 0 the default id (the
-/// port) would collide, so every listener gets an explicit one. A TLS listener would take 2.
+/// port) would collide, so every listener gets an explicit one.
 const TCP_LISTENER_ID: ListenerId = 1;
+/// The mutual-TLS listener's id; the hooks tell TLS connections by it.
+pub(super) const TLS_LISTENER_ID: ListenerId = 2;
+
+/// The largest MQTT packet accepted: 16 KB of payload (the Hub's message limit) plus room for
+/// the topic and header. A larger packet is a protocol error and the client is disconnected.
+pub(crate) const MAX_PACKET_BYTES: u32 = 16 * 1024 + 512;
 
 /// How often a bind on an explicit port is retried when the port is still in use.
 const BIND_ATTEMPTS: u32 = 20;
@@ -31,14 +38,15 @@ const BIND_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Dropping it stops it without waiting; [`Broker::shutdown`] stops it and waits.
 pub(crate) struct Broker {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     handle: BrokerHandle,
     connections: Arc<Connections>,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<oneshot::Receiver<()>>,
 }
 
-/// What the broker thread reports once its listener is bound.
-type Ready = Result<SocketAddr, BrokerError>;
+/// What the broker thread reports once its listeners are bound: the plain and TLS addresses.
+type Ready = Result<(SocketAddr, Option<SocketAddr>), BrokerError>;
 
 impl Broker {
     /// Starts a broker; returns once the listener is bound and authentication is in force.
@@ -69,10 +77,11 @@ impl Broker {
             })
             .map_err(BrokerError::Runtime)?;
 
-        let local_addr = ready_rx.await.map_err(|_| BrokerError::Stopped)??;
-        info!(%local_addr, "broker listening");
+        let (local_addr, tls_addr) = ready_rx.await.map_err(|_| BrokerError::Stopped)??;
+        info!(%local_addr, ?tls_addr, "broker listening");
         Ok(Broker {
             local_addr,
+            tls_addr,
             handle: BrokerHandle::new(commands_tx, connections.clone()),
             connections,
             stop: Some(stop_tx),
@@ -83,6 +92,11 @@ impl Broker {
     /// The address the MQTT listener is bound to.
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the mutual-TLS listener is bound to, if there is one.
+    pub(crate) fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// A cheap handle for publishing and kicking, usable from hooks and other threads.
@@ -138,8 +152,8 @@ fn run_thread(
     };
     runtime.block_on(async move {
         match serve(config, hooks, connections, commands).await {
-            Ok(local_addr) => {
-                if ready.send(Ok(local_addr)).is_err() {
+            Ok(addrs) => {
+                if ready.send(Ok(addrs)).is_err() {
                     debug!("broker start was abandoned, stopping");
                     return;
                 }
@@ -154,34 +168,65 @@ fn run_thread(
     drop(runtime);
 }
 
-/// Sets rmqtt up on the current runtime and spawns its tasks; returns the bound address.
+/// Sets rmqtt up on the current runtime and spawns its tasks; returns the bound addresses.
 async fn serve(
     config: BrokerConfig,
     hooks: Arc<dyn BrokerHooks>,
     connections: Arc<Connections>,
     commands: mpsc::UnboundedReceiver<Command>,
-) -> Result<SocketAddr, BrokerError> {
+) -> Result<(SocketAddr, Option<SocketAddr>), BrokerError> {
     // Busy checking refuses CONNECTs with code 3 on a loaded machine (a test run is one).
     let scx = ServerContext::new().busy_check_enable(false).build().await;
-    hooks::install(&scx, hooks, connections).await;
+    let unavailable = Arc::new(Unavailable::default());
+    *scx.extends.fitter_mgr_mut().await = Box::new(HubFitterManager {
+        unavailable: unavailable.clone(),
+    });
+    hooks::install(&scx, hooks, connections, unavailable).await;
 
     let listener = bind_tcp(config.mqtt_addr).await?;
-    let local_addr = listener.local_addr().map_err(|e| BrokerError::Bind {
-        addr: config.mqtt_addr,
-        source: to_io_error(e),
-    })?;
-
+    let local_addr = bound_addr(&listener, config.mqtt_addr)?;
     // `run()` rather than `start()`: `start()` calls `process::exit` when a listener fails.
-    let server = MqttServer::new(scx.clone())
-        .listener_by_id(listener, TCP_LISTENER_ID)
-        .build();
+    let mut server = MqttServer::new(scx.clone()).listener_by_id(listener, TCP_LISTENER_ID);
+    let mut tls_addr = None;
+    if let Some(tls) = &config.tls {
+        let listener = bind_tls(tls)?;
+        tls_addr = Some(bound_addr(&listener, tls.addr)?);
+        server = server.listener_by_id(listener, TLS_LISTENER_ID);
+    }
+    let server = server.build();
     tokio::spawn(async move {
         if let Err(e) = server.run().await {
             error!(error = %e, "broker stopped serving");
         }
     });
     tokio::spawn(handle::drain(scx, commands));
-    Ok(local_addr)
+    Ok((local_addr, tls_addr))
+}
+
+fn bound_addr(listener: &Listener, asked: SocketAddr) -> Result<SocketAddr, BrokerError> {
+    listener.local_addr().map_err(|e| BrokerError::Bind {
+        addr: asked,
+        source: to_io_error(e),
+    })
+}
+
+/// The mutual-TLS listener: clients must present a certificate signed by the hub's CA, and the
+/// certificate's details reach the authentication hook.
+fn bind_tls(tls: &TlsListener) -> Result<Listener, BrokerError> {
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    listener_builder(tls.addr)
+        .name("fake-hub/tls")
+        .tls_cert(Some(path(&tls.cert)))
+        .tls_key(Some(path(&tls.key)))
+        .tls_client_ca_certs(Some(path(&tls.client_ca)))
+        .tls_cross_certificate(true)
+        .collect_cert_info(true)
+        .bind()
+        .and_then(|l| l.tls())
+        .map_err(|e| BrokerError::Bind {
+            addr: tls.addr,
+            source: to_io_error(e),
+        })
 }
 
 /// The settings every listener shares (a TLS listener would add its certificate files).
@@ -197,6 +242,7 @@ fn listener_builder(addr: SocketAddr) -> Builder {
         .allow_anonymous(false)
         // The Hub speaks QoS 0 and 1 only; a QoS 2 subscription is granted 1.
         .max_qos_allowed(QoS::AtLeastOnce)
+        .max_packet_size(MAX_PACKET_BYTES)
 }
 
 async fn bind_tcp(addr: SocketAddr) -> Result<Listener, BrokerError> {

@@ -158,9 +158,15 @@ impl TestHub {
             handle: OnceLock::new(),
         };
         let hooks = Arc::new(hooks);
-        let broker = Broker::start(BrokerConfig { mqtt_addr }, hooks.clone())
-            .await
-            .expect("broker starts");
+        let broker = Broker::start(
+            BrokerConfig {
+                mqtt_addr,
+                tls: None,
+            },
+            hooks.clone(),
+        )
+        .await
+        .expect("broker starts");
         assert!(hooks.handle.set(broker.handle()).is_ok(), "handle set once");
         TestHub { broker, seen }
     }

@@ -1,0 +1,189 @@
+//! The broker hooks: every CONNECT, SUBSCRIBE and PUBLISH passes through here, is recorded,
+//! meets the fault rules, and is handed to the concern it belongs to.
+
+use crate::broker::{AuthVerdict, BrokerHooks, ConnectInfo, Hold};
+use crate::core::{HubCore, State};
+use crate::faults::{HubFaultAction, Point};
+use crate::transcript::Direction;
+use otasim_protocol::Topic;
+use tracing::info;
+
+impl BrokerHooks for HubCore {
+    fn authenticate(&self, info: &ConnectInfo) -> AuthVerdict {
+        let mut state = self.lock();
+        let mut verdict = crate::auth::verdict(&state, info, self.clock.now_unix_secs());
+        if verdict == AuthVerdict::Accept {
+            let client_id = info.client_id.as_str();
+            if let Some(action) = self.fire(&mut state, client_id, Point::Connect { client_id }) {
+                match action {
+                    HubFaultAction::RefuseConnect { code } => {
+                        verdict = match code {
+                            3 => AuthVerdict::ServerUnavailable,
+                            4 => AuthVerdict::BadCredentials,
+                            _ => AuthVerdict::NotAuthorized,
+                        }
+                    }
+                    HubFaultAction::DelayConnack { ms } => {
+                        let hold = self.hold(ms);
+                        state.connack_holds.insert(client_id.to_owned(), hold);
+                    }
+                    other => self.act(&mut state, client_id, other),
+                }
+            }
+        }
+        let detail = format!(
+            "{verdict:?} (mqtt level {}, {}keepalive {} s)",
+            info.protocol_level,
+            if info.tls { "tls, " } else { "" },
+            info.keepalive_secs
+        );
+        self.event(&mut state, &info.client_id, "connect", detail);
+        if verdict != AuthVerdict::Accept {
+            info!(client_id = %info.client_id, ?verdict, "connect refused");
+        }
+        verdict
+    }
+
+    fn connack_hold(&self, client_id: &str) -> Option<Hold> {
+        self.lock().connack_holds.remove(client_id)
+    }
+
+    fn allow_subscribe(&self, client_id: &str, topic_filter: &str) -> bool {
+        let mut state = self.lock();
+        let mut ok = matches!(
+            self.acts_for(&state, client_id, topic_filter),
+            Some(Topic::OtaUpdate(_) | Topic::GatewayOperationResult(_))
+        );
+        if ok {
+            let point = Point::Subscribe {
+                client_id,
+                topic_filter,
+            };
+            match self.fire(&mut state, client_id, point) {
+                Some(HubFaultAction::FailSubscription) => ok = false,
+                Some(HubFaultAction::DelaySuback { ms }) => {
+                    let key = (client_id.to_owned(), topic_filter.to_owned());
+                    let hold = self.hold(ms);
+                    state.suback_holds.insert(key, hold);
+                }
+                Some(other) => self.act(&mut state, client_id, other),
+                None => {}
+            }
+        }
+        let event = if ok { "subscribe" } else { "suback failure" };
+        self.event(&mut state, client_id, event, topic_filter.to_owned());
+        ok
+    }
+
+    fn suback_hold(&self, client_id: &str, topic_filter: &str) -> Option<Hold> {
+        let key = (client_id.to_owned(), topic_filter.to_owned());
+        self.lock().suback_holds.remove(&key)
+    }
+
+    fn on_subscribed(&self, client_id: &str, topic_filter: &str, _granted_qos: u8) {
+        let mut state = self.lock();
+        let subs = state.subscriptions.entry(client_id.to_owned()).or_default();
+        subs.insert(topic_filter.to_owned());
+        let count = subs.len();
+        crate::strict::check_subscription(self, &mut state, client_id, topic_filter, count);
+    }
+
+    fn allow_publish(&self, client_id: &str, topic: &str) -> bool {
+        let state = self.lock();
+        matches!(
+            self.acts_for(&state, client_id, topic),
+            Some(Topic::OtaReport(_) | Topic::GatewayOperation(_))
+        )
+    }
+
+    fn on_publish(&self, client_id: &str, topic: &str, payload: &[u8], _qos: u8) {
+        let mut state = self.lock();
+        let text = String::from_utf8_lossy(payload).into_owned();
+        self.record(&mut state, Direction::In, client_id, topic, text);
+        if let Ok(topic) = topic.parse::<Topic>() {
+            self.dispatch(&mut state, client_id, &topic, payload);
+        }
+        drop(state);
+        self.bump();
+    }
+
+    fn on_publish_refused(&self, client_id: &str, topic: &str, payload: &[u8]) {
+        let mut state = self.lock();
+        let text = String::from_utf8_lossy(payload).into_owned();
+        self.record(&mut state, Direction::Refused, client_id, topic, text);
+    }
+
+    fn on_connected(&self, client_id: &str) {
+        let mut state = self.lock();
+        state.subscriptions.remove(client_id);
+        let id = state.registry.by_client_id(client_id).map(|d| d.id.clone());
+        if let Some(rec) = id.as_ref().and_then(|id| state.registry.get_mut(id)) {
+            rec.online = true;
+        }
+        drop(state);
+        self.bump();
+    }
+
+    fn on_disconnected(&self, client_id: &str, reason: &str) {
+        let mut state = self.lock();
+        self.event(&mut state, client_id, "disconnect", reason.to_owned());
+        state.subscriptions.remove(client_id);
+        if let Some(id) = state.registry.by_client_id(client_id).map(|d| d.id.clone()) {
+            // A gateway's subdevices go offline with it.
+            for rec in state.registry.devices_mut() {
+                if rec.id == id || rec.bound_to.as_ref() == Some(&id) {
+                    rec.online = false;
+                }
+            }
+        }
+        drop(state);
+        self.bump();
+    }
+}
+
+impl HubCore {
+    fn acts_for(&self, state: &State, client_id: &str, topic: &str) -> Option<Topic> {
+        let client = state.registry.by_client_id(client_id)?;
+        let topic: Topic = topic.parse().ok()?;
+        state
+            .registry
+            .may_act_for(client, topic.device())
+            .then_some(topic)
+    }
+
+    /// A device message on one of the Hub's topics: its type meets the fault rules, then the
+    /// concern answers it. Malformed JSON and unknown types are recorded and ignored, as the
+    /// real Hub ignores them.
+    fn dispatch(&self, state: &mut State, client_id: &str, topic: &Topic, payload: &[u8]) {
+        let kind = match serde_json::from_slice::<serde_json::Value>(payload) {
+            Ok(v) => v.get("type").and_then(|t| t.as_str()).map(str::to_owned),
+            Err(e) => {
+                self.event(
+                    state,
+                    client_id,
+                    "ignored",
+                    format!("malformed JSON on {topic}: {e}"),
+                );
+                return;
+            }
+        };
+        let Some(kind) = kind else {
+            self.event(state, client_id, "ignored", format!("no type on {topic}"));
+            return;
+        };
+        let point = Point::Message {
+            device: topic.device(),
+            message_type: &kind,
+        };
+        let action = self.fire(state, client_id, point);
+        match topic {
+            Topic::OtaReport(device) => {
+                self.on_ota_report(state, client_id, device, payload, action)
+            }
+            Topic::GatewayOperation(gateway) => {
+                crate::topology::on_request(self, state, client_id, gateway, payload, action)
+            }
+            _ => {}
+        }
+    }
+}

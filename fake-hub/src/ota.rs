@@ -1,0 +1,155 @@
+//! OTA on the Hub: `report_version` and `report_progress` from devices, `report_version_rsp`
+//! and `update_firmware` to them.
+
+use crate::core::{HubCore, State};
+use crate::faults::{HubFaultAction, Point};
+use crate::tasks::Effect;
+use otasim_protocol::{DeviceId, DeviceOtaMessage, HubOtaMessage, Topic, UpdateFirmware};
+use tracing::warn;
+
+impl HubCore {
+    /// A message on `$ota/report/{device}`; `action` is the fault that fired on it, if any.
+    pub(crate) fn on_ota_report(
+        &self,
+        state: &mut State,
+        client_id: &str,
+        device: &DeviceId,
+        payload: &[u8],
+        action: Option<HubFaultAction>,
+    ) {
+        let msg = match DeviceOtaMessage::parse(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                return self.event(state, client_id, "ignored", format!("ota report: {e}"));
+            }
+        };
+        let at = self.elapsed();
+        let mut rsp_fault = None;
+        match action {
+            Some(HubFaultAction::ReportVersionRsp {
+                result_code,
+                result_msg,
+            }) => rsp_fault = Some((result_code, result_msg)),
+            Some(other) => self.act(state, client_id, other),
+            None => {}
+        }
+        match msg {
+            DeviceOtaMessage::ReportVersion { version } => {
+                if let Some(rec) = state.registry.get_mut(device) {
+                    rec.version = Some(version.clone());
+                }
+                let (result_code, result_msg) = rsp_fault.unwrap_or((0, "success".to_owned()));
+                let rsp = HubOtaMessage::ReportVersionRsp {
+                    result_code,
+                    result_msg,
+                    version: version.clone(),
+                };
+                self.send(state, &Topic::OtaUpdate(device.clone()), rsp.encode(), 1);
+                self.update_event(state, device, |u| u.on_version(&version, at));
+            }
+            DeviceOtaMessage::ReportProgress(report) => {
+                self.update_event(state, device, |u| u.on_progress(&report, at));
+            }
+        }
+    }
+
+    /// Applies an event to the device's current update, sends what it asks for, and fires the
+    /// task-state milestone when its state changes.
+    pub(crate) fn update_event(
+        &self,
+        state: &mut State,
+        device: &DeviceId,
+        event: impl FnOnce(&mut crate::tasks::DeviceUpdate) -> Effect,
+    ) {
+        let Some(u) = state.updates.get_mut(device) else {
+            return;
+        };
+        let before = u.state.label();
+        let effect = event(u);
+        let (after, task_id) = (u.state.label(), u.task_id);
+        if effect == Effect::Send {
+            self.send_update(state, device);
+        }
+        if after != before {
+            self.wake.notify_one();
+            self.on_task_state(state, device, task_id, after);
+        }
+    }
+
+    fn on_task_state(&self, state: &mut State, device: &DeviceId, task_id: u64, label: &str) {
+        let client = state
+            .registry
+            .get(device)
+            .and_then(|r| r.bound_to.clone())
+            .unwrap_or_else(|| device.clone())
+            .client_id();
+        let point = Point::TaskState {
+            device,
+            task_id,
+            state: label,
+        };
+        if let Some(action) = self.fire(state, &client, point) {
+            self.act(state, &client, action);
+        }
+    }
+
+    /// Sends `update_firmware` for the device's current update with a freshly signed URL, if the
+    /// device is online (an offline device gets it when it reports its version).
+    pub(crate) fn send_update(&self, state: &mut State, device: &DeviceId) {
+        let Some(update) = state.updates.get(device) else {
+            return;
+        };
+        if !state.registry.get(device).is_some_and(|r| r.online) {
+            return;
+        }
+        let target = update.target_version.clone();
+        let Some(fw) = state
+            .registry
+            .firmware(device.product_id(), &target)
+            .cloned()
+        else {
+            return warn!(%device, version = %target, "firmware vanished from the registry");
+        };
+        let url = match self.store().signed_url(&fw.object, self.url_validity) {
+            Ok(url) => url,
+            Err(e) => {
+                return warn!(%device, object = %fw.object, error = %e, "cannot sign a firmware url");
+            }
+        };
+        let mut cmd = UpdateFirmware {
+            file_size: i64::try_from(fw.size_bytes).unwrap_or(i64::MAX),
+            md5sum: fw.md5.clone(),
+            url,
+            version: fw.version.clone(),
+        };
+        let client = device.client_id();
+        let mut copies = 1;
+        match self.fire(state, &client, Point::UpdateFirmware { device }) {
+            Some(HubFaultAction::DuplicateUpdate) => copies = 2,
+            Some(HubFaultAction::WrongMd5 { md5 }) => {
+                cmd.md5sum = md5.unwrap_or_else(|| flip_hex(&cmd.md5sum));
+            }
+            Some(HubFaultAction::WrongSize { file_size }) => cmd.file_size = file_size,
+            Some(HubFaultAction::WrongUrl { url }) => cmd.url = url,
+            Some(other) => self.act(state, &client, other),
+            None => {}
+        }
+        let payload = HubOtaMessage::UpdateFirmware(cmd).encode();
+        for _ in 0..copies {
+            if let Some(u) = state.updates.get_mut(device) {
+                u.sent();
+            }
+            self.send(state, &Topic::OtaUpdate(device.clone()), payload.clone(), 1);
+        }
+    }
+}
+
+/// Every hex digit replaced by its complement: same shape, certainly another digest.
+fn flip_hex(md5: &str) -> String {
+    md5.chars()
+        .map(|c| match c.to_digit(16) {
+            Some(d) => char::from_digit(15 - d, 16).unwrap_or(c),
+            None => c,
+        })
+        .collect()
+}
