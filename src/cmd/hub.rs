@@ -1,12 +1,403 @@
-//! `otasim hub`.
+//! `otasim hub`: fake hub, fake COS and the control API as a server, for gateways we did not
+//! write (the official SDKs, a customer's firmware).
+//!
+//! The first line printed is `listening mqtt=IP:PORT cos=IP:PORT api=IP:PORT` (and
+//! `tls=IP:PORT` with `--tls-port`), so that scripts can pass port 0 and read the bound ports
+//! back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
+//!
+//! The fleet file (`--fleet`, TOML; `otasim hub --example-fleet` prints this example):
+//!
+//! ```toml
+#![doc = include_str!("../../tests/e2e/python/fleet.toml")]
+//! ```
+//!
+//! Every table rejects unknown keys; `gateway` in a subdevice binds it (`PID/name`); `version` is
+//! what the Hub believes it runs until it reports; `file` in a firmware is relative to the
+//! fleet file.
 
+use anyhow::Context as _;
+use bytes::Bytes;
 use clap::Args;
+use fake_cos::{Cos, CosConfig};
+use fake_hub::{FirmwareStore, Hub, HubConfig, TranscriptEntry};
+use otasim_protocol::DeviceId;
+use serde::Deserialize;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+
+/// Prints a line; a closed stdout (`| head`) must not stop the server or its transcript file.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+const EXAMPLE_FLEET: &str = include_str!("../../tests/e2e/python/fleet.toml");
 
 /// Arguments of `otasim hub`.
 #[derive(Debug, Args)]
-pub struct HubArgs {}
+pub struct HubArgs {
+    /// The address every listener binds (loopback unless you mean it).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// MQTT port (0: any free port).
+    #[arg(long, default_value_t = 1883)]
+    mqtt_port: u16,
+    /// Fake COS port (0: any free port). URLs carry no port only on 80.
+    #[arg(long, default_value_t = 80)]
+    cos_port: u16,
+    /// Control API port (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
+    /// Also listen for mutual-TLS MQTT (certificate auth) on this port (0: any free port);
+    /// the CA is at `GET /api/tls/ca`, device certificates from the API.
+    #[arg(long)]
+    tls_port: Option<u16>,
+    /// Warn (in the transcript) when a hub message would break a real C SDK device.
+    #[arg(long)]
+    strict: bool,
+    /// Host written into firmware URLs instead of the COS listener's address.
+    #[arg(long)]
+    public_host: Option<String>,
+    /// Fleet file: gateways, subdevices, secrets, bindings and firmware (TOML).
+    #[arg(long)]
+    fleet: Option<PathBuf>,
+    /// Upload firmware at start: PRODUCT_ID:VERSION:FILE (repeatable).
+    #[arg(long, value_name = "PRODUCT:VERSION:FILE")]
+    firmware: Vec<String>,
+    /// Write the transcript here as JSON lines, as it happens.
+    #[arg(long)]
+    transcript: Option<PathBuf>,
+    /// Do not print transcript lines.
+    #[arg(long)]
+    quiet: bool,
+    /// Print an example fleet file and exit.
+    #[arg(long)]
+    example_fleet: bool,
+}
 
-pub(super) async fn run(_args: HubArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("otasim hub is not available in this build yet")
+/// Puts hub uploads on fake COS and signs URLs with it.
+struct CosStore(Cos);
+
+impl FirmwareStore for CosStore {
+    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {
+        self.0
+            .put_object(object, Bytes::from(bytes))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn signed_url(&self, object: &str, valid_for: Duration) -> Result<String, String> {
+        self.0
+            .signed_url(object, valid_for)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The fleet file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetFile {
+    #[serde(default)]
+    gateway: Vec<FleetGateway>,
+    #[serde(default)]
+    subdevice: Vec<FleetSubdevice>,
+    #[serde(default)]
+    firmware: Vec<FleetFirmware>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetGateway {
+    product_id: String,
+    device_name: String,
+    secret: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetSubdevice {
+    product_id: String,
+    device_name: String,
+    secret: String,
+    gateway: Option<String>,
+    version: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetFirmware {
+    product_id: String,
+    version: String,
+    file: PathBuf,
+}
+
+/// Where firmware comes from: product, version, path.
+type FirmwareSource = (String, String, PathBuf);
+
+/// A validated fleet: only this reaches the hub.
+#[derive(Debug, Default)]
+struct Fleet {
+    gateways: Vec<(DeviceId, String)>,
+    subdevices: Vec<(DeviceId, String, Option<DeviceId>, Option<String>)>,
+    firmware: Vec<FirmwareSource>,
+}
+
+fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<DeviceId> {
+    DeviceId::new(product_id, device_name).with_context(|| at.to_owned())
+}
+
+fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
+    let mut fleet = Fleet::default();
+    for (i, g) in file.gateway.into_iter().enumerate() {
+        let id = device_id(&format!("gateway[{i}]"), &g.product_id, &g.device_name)?;
+        anyhow::ensure!(
+            !g.secret.is_empty(),
+            "gateway[{i}].secret: must not be empty"
+        );
+        fleet.gateways.push((id, g.secret));
+    }
+    for (i, s) in file.subdevice.into_iter().enumerate() {
+        let at = format!("subdevice[{i}]");
+        let id = device_id(&at, &s.product_id, &s.device_name)?;
+        anyhow::ensure!(!s.secret.is_empty(), "{at}.secret: must not be empty");
+        let gateway = match &s.gateway {
+            None => None,
+            Some(g) => {
+                let (pid, dn) = g.split_once('/').with_context(|| {
+                    format!("{at}.gateway: {g:?} is not PRODUCT_ID/DEVICE_NAME")
+                })?;
+                let gw = device_id(&format!("{at}.gateway"), pid, dn)?;
+                anyhow::ensure!(
+                    fleet.gateways.iter().any(|(id, _)| *id == gw),
+                    "{at}.gateway: {gw} is not a gateway of this fleet"
+                );
+                Some(gw)
+            }
+        };
+        fleet.subdevices.push((id, s.secret, gateway, s.version));
+    }
+    for f in file.firmware {
+        fleet
+            .firmware
+            .push((f.product_id, f.version, dir.join(f.file)));
+    }
+    Ok(fleet)
+}
+
+fn load_fleet(path: &Path) -> anyhow::Result<Fleet> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: FleetFile =
+        toml::from_str(&text).with_context(|| format!("fleet file {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    validate(file, dir).with_context(|| format!("fleet file {}", path.display()))
+}
+
+fn parse_firmware_flag(flag: &str) -> anyhow::Result<FirmwareSource> {
+    let mut parts = flag.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(p), Some(v), Some(f)) if !p.is_empty() && !v.is_empty() && !f.is_empty() => {
+            Ok((p.to_owned(), v.to_owned(), PathBuf::from(f)))
+        }
+        _ => anyhow::bail!("--firmware {flag:?}: expected PRODUCT_ID:VERSION:FILE"),
+    }
+}
+
+fn register(hub: &Hub, fleet: &Fleet) -> anyhow::Result<()> {
+    for (id, secret) in &fleet.gateways {
+        hub.add_gateway(id, secret);
+    }
+    for (id, secret, gateway, version) in &fleet.subdevices {
+        hub.add_subdevice(id, secret, gateway.as_ref(), version.as_deref());
+    }
+    for (product, version, path) in &fleet.firmware {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading firmware {}", path.display()))?;
+        let info = hub
+            .upload_firmware(product, version, bytes)
+            .with_context(|| format!("uploading {}", path.display()))?;
+        say!(
+            "firmware {}/{}: {} bytes, md5 {}",
+            info.product_id,
+            info.version,
+            info.size_bytes,
+            info.md5
+        );
+    }
+    Ok(())
+}
+
+async fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(host, port))
+        .await
+        .with_context(|| format!("binding the {what} port {host}:{port}"))
+}
+
+/// Everything `otasim hub` runs.
+struct Served {
+    /// The host (and port, unless 80) firmware URLs carry.
+    public_host: String,
+    hub: Arc<Hub>,
+    cos: Cos,
+    api: fake_hub::api::ApiServer,
+}
+
+async fn start(args: &HubArgs) -> anyhow::Result<Served> {
+    let cos_listener = bind(args.host, args.cos_port, "COS").await?;
+    let cos_addr = cos_listener.local_addr()?;
+    let public_host = args
+        .public_host
+        .clone()
+        .or_else(|| (cos_addr.port() == 80).then(|| args.host.to_string()));
+    let shown_host = public_host.clone().unwrap_or_else(|| cos_addr.to_string());
+    let cos = fake_cos::start(
+        cos_listener,
+        CosConfig {
+            public_host,
+            ..CosConfig::default()
+        },
+    )
+    .await
+    .context("starting fake COS")?;
+    let mut config = HubConfig::loopback();
+    config.mqtt_addr = SocketAddr::new(args.host, args.mqtt_port);
+    config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
+    config.strict = args.strict;
+    let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
+        .await
+        .context("starting the fake hub")?;
+    let hub = Arc::new(hub);
+    let api = fake_hub::api::serve_with(
+        bind(args.host, args.api_port, "API").await?,
+        hub.clone(),
+        crate::console::router(),
+    )
+    .context("starting the control API")?;
+    Ok(Served {
+        public_host: shown_host,
+        hub,
+        cos,
+        api,
+    })
+}
+
+pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
+    if args.example_fleet {
+        print!("{EXAMPLE_FLEET}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut fleet = match &args.fleet {
+        Some(path) => load_fleet(path)?,
+        None => Fleet::default(),
+    };
+    for flag in &args.firmware {
+        fleet.firmware.push(parse_firmware_flag(flag)?);
+    }
+    let transcript_file = match &args.transcript {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .with_context(|| format!("creating the transcript file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let served = start(&args).await?;
+    let live = served.hub.watch_transcript();
+    print_banner(&served);
+    register(&served.hub, &fleet)?;
+    let printer = tokio::spawn(follow(
+        served.hub.clone(),
+        live,
+        transcript_file,
+        !args.quiet,
+    ));
+    wait_for_stop().await;
+    say!("stopping");
+    printer.abort();
+    served.api.shutdown().await;
+    if let Ok(hub) = Arc::try_unwrap(served.hub) {
+        hub.shutdown().await;
+    }
+    served.cos.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The parseable `listening` line first, then where to point things.
+fn print_banner(served: &Served) {
+    let (mqtt, api) = (served.hub.local_addr(), served.api.local_addr());
+    let tls = served
+        .hub
+        .tls_addr()
+        .map(|a| format!(" tls={a}"))
+        .unwrap_or_default();
+    say!(
+        "listening mqtt={mqtt} cos={} api={api}{tls}",
+        served.cos.local_addr()
+    );
+    say!("MQTT:        tcp://{mqtt}");
+    say!("firmware:    http://{}/OBJECT?sign=...", served.public_host);
+    say!("console:     http://{api}/");
+    say!("control API: http://{api}/api/devices");
+    say!("live events: http://{api}/api/events");
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Prints and records every transcript entry in order; entries missed by a lagging receiver
+/// are fetched back from the hub, so the file has no gaps.
+async fn follow(
+    hub: Arc<Hub>,
+    mut live: broadcast::Receiver<TranscriptEntry>,
+    mut file: Option<std::fs::File>,
+    print: bool,
+) {
+    let mut next = 0u64;
+    loop {
+        let batch = match live.recv().await {
+            Ok(e) if e.seq == next => vec![e],
+            Ok(e) if e.seq < next => continue,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => hub
+                .transcript()
+                .into_iter()
+                .filter(|e| e.seq >= next)
+                .collect(),
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        for e in batch {
+            next = e.seq + 1;
+            if print {
+                say!(
+                    "{:>10.1} ms  {}",
+                    e.at.as_secs_f64() * 1000.0,
+                    scenarios::describe_entry(&e)
+                );
+            }
+            if let Some(f) = file.as_mut() {
+                let line = serde_json::to_string(&e).expect("transcript entries serialize");
+                if let Err(err) = writeln!(f, "{line}").and_then(|_| f.flush()) {
+                    eprintln!("otasim hub: writing the transcript: {err}");
+                    file = None;
+                }
+            }
+        }
+    }
 }

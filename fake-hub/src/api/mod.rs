@@ -1,1 +1,174 @@
-//! The hub's control API over HTTP and JSON.
+//! The hub's control API over HTTP and JSON: what the Tencent console and its cloud API do for a
+//! real Hub (registry, topology, firmware, update tasks), plus what only a fake offers (faults,
+//! the transcript, reset, a live event stream).
+//!
+//! Every error is JSON `{"error": "...", "field": "..."}` with 400 (bad input), 404 (unknown
+//! thing) or 409 (conflict); a refused request changes nothing. Routes, all under `/api`:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /devices`, `GET /devices/{product_id}/{device_name}` | devices with their state |
+//! | `POST /gateways` `{product_id, device_name, secret}` | registers a gateway |
+//! | `POST /subdevices` `{product_id, device_name, secret, gateway?, version?}` | registers a subdevice, bound to `gateway` (`"PID/name"`) if given |
+//! | `POST /devices/{product_id}/{device_name}/enabled` `{enabled}` | enables or disables a device |
+//! | `POST /devices/{product_id}/{device_name}/cert` | a client certificate and key for mutual TLS (`GET /tls/ca`: the CA's PEM) |
+//! | `POST /clients/{client_id}/kick` | disconnects a client |
+//! | `POST /topology/bind`, `POST /topology/unbind` `{gateway, subdevice}`; `POST /topology/unbind_all` `{gateway}` | the console changes bindings (the Hub sends `change` / `unbind_all`) |
+//! | `POST /firmware?product_id=&version=` (raw body), `POST /firmware/form` (multipart `product_id`, `version`, `file`) | uploads firmware; answers size and MD5 |
+//! | `GET /firmware` | uploaded firmware |
+//! | `POST /tasks` `{product_id, version, method, devices?, from_versions?, options?}` ([`PushMethod`](crate::PushMethod), [`TaskOptions`](crate::TaskOptions)) | creates an update task; answers `{task_id}` |
+//! | `GET /tasks`, `GET /tasks/{id}`, `POST /tasks/{id}/cancel` | tasks with per-device state and summary |
+//! | `GET /faults`, `POST /faults` (a [`HubFaultRule`](crate::HubFaultRule)), `DELETE /faults/{id}`, `DELETE /faults`, `POST /faults/release` | misbehaviour on cue |
+//! | `GET /clock`, `POST /clock` `{advance_ms}` or `{offset_ms}` | the hub's clock |
+//! | `POST /strict` `{on}` | the C SDK's limits as warnings |
+//! | `GET /transcript?since=SEQ&device=PID/name` | the transcript |
+//! | `POST /reset` | removes faults, ends holds, cancels unfinished tasks |
+//! | `GET /events` | server-sent events: `transcript` entries and `device` state changes, live |
+
+mod control;
+mod error;
+mod events;
+mod registry;
+mod tasks;
+
+pub use error::ApiError;
+
+use crate::Hub;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The largest firmware image the API accepts in one upload.
+pub const MAX_FIRMWARE_BYTES: usize = 256 << 20;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub(crate) hub: Arc<Hub>,
+    /// Cancelled on shutdown, so that endless event streams end too.
+    pub(crate) stop: CancellationToken,
+}
+
+/// The control API's routes over `hub`.
+pub fn router(hub: Arc<Hub>) -> Router {
+    routes(ApiState {
+        hub,
+        stop: CancellationToken::new(),
+    })
+}
+
+fn routes(state: ApiState) -> Router {
+    let firmware = Router::new()
+        .route(
+            "/api/firmware",
+            post(registry::upload_raw).get(registry::list_firmware),
+        )
+        .route("/api/firmware/form", post(registry::upload_form))
+        .layer(DefaultBodyLimit::max(MAX_FIRMWARE_BYTES));
+    Router::new()
+        .route("/api/devices", get(registry::list_devices))
+        .route(
+            "/api/devices/{product_id}/{device_name}",
+            get(registry::get_device),
+        )
+        .route("/api/gateways", post(registry::add_gateway))
+        .route("/api/subdevices", post(registry::add_subdevice))
+        .route("/api/tasks", post(tasks::create).get(tasks::list))
+        .route(
+            "/api/devices/{product_id}/{device_name}/enabled",
+            post(control::set_enabled),
+        )
+        .route(
+            "/api/devices/{product_id}/{device_name}/cert",
+            post(control::issue_cert),
+        )
+        .route("/api/clients/{client_id}/kick", post(control::kick))
+        .route("/api/tls/ca", get(control::ca_pem))
+        .route("/api/topology/bind", post(control::bind))
+        .route("/api/topology/unbind", post(control::unbind))
+        .route("/api/topology/unbind_all", post(control::unbind_all))
+        .route("/api/tasks/{id}", get(tasks::get_one))
+        .route("/api/tasks/{id}/cancel", post(tasks::cancel))
+        .route(
+            "/api/faults",
+            get(control::list_faults)
+                .post(control::add_fault)
+                .delete(control::clear_faults),
+        )
+        .route("/api/faults/release", post(control::release_held))
+        .route("/api/faults/{id}", delete(control::remove_fault))
+        .route(
+            "/api/clock",
+            get(control::get_clock).post(control::set_clock),
+        )
+        .route("/api/strict", post(control::set_strict))
+        .route("/api/reset", post(control::reset))
+        .route("/api/transcript", get(tasks::transcript))
+        .route("/api/events", get(events::stream))
+        .merge(firmware)
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+/// A running control API server.
+pub struct ApiServer {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Serves the control API for `hub` on an already-bound `listener` (TCP_NODELAY on every
+/// connection).
+pub fn serve(listener: TcpListener, hub: Arc<Hub>) -> std::io::Result<ApiServer> {
+    serve_with(listener, hub, Router::new())
+}
+
+/// Serves the control API with `extra` routes (the web console) merged beside it; the API's
+/// stop token still ends open event streams, so a browser tab cannot hold up shutdown.
+pub fn serve_with(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    extra: Router,
+) -> std::io::Result<ApiServer> {
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let app = routes(ApiState {
+        hub,
+        stop: stop.clone(),
+    })
+    .merge(extra);
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an API connection");
+        }
+    });
+    let signal = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::warn!(error = %e, "control API server stopped");
+        }
+    });
+    Ok(ApiServer { addr, stop, task })
+}
+
+impl ApiServer {
+    /// The address the API listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, ends event streams and waits for open requests to finish.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
