@@ -1,10 +1,18 @@
-//! Burning an image into a subdevice: the `Burner` trait and the simulated burner.
+//! Burning an image into a subdevice: the `Burner` trait, the simulated burner and the command
+//! burner for real hardware.
+
+mod command;
+mod simulated;
+
+pub use command::CommandBurner;
+pub use simulated::{SimulatedBurn, SimulatedBurner};
 
 use otasim_protocol::DeviceId;
 use std::future::Future;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
+use tokio_util::sync::CancellationToken;
 
 /// A boxed future, so burners can be chosen at run time.
 pub type BurnFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BurnError>> + Send + 'a>>;
@@ -28,90 +36,46 @@ pub enum BurnError {
         /// What the device or tool said.
         reason: String,
     },
+    /// The subdevice stopped answering during the burn.
+    #[error("burning {device} failed: subdevice went offline at {percent}% of the burn")]
+    Offline {
+        /// The subdevice.
+        device: DeviceId,
+        /// How far the burn had come.
+        percent: u8,
+    },
+    /// The gateway is shutting down; the subdevice keeps its previous image.
+    #[error("burning {device} cancelled at {percent}%")]
+    Cancelled {
+        /// The subdevice.
+        device: DeviceId,
+        /// How far the burn had come.
+        percent: u8,
+    },
+}
+
+/// One burn: what to write where, and how to talk back.
+pub struct BurnRequest<'a> {
+    /// The subdevice.
+    pub device: &'a DeviceId,
+    /// The verified image.
+    pub image: &'a Path,
+    /// The version the subdevice runs after the burn.
+    pub version: &'a str,
+    /// Called with the percentage burned, 0 to 100, as it grows.
+    pub progress: &'a (dyn Fn(u8) + Send + Sync),
+    /// Fires when the burn must stop (gateway shutdown).
+    pub cancel: &'a CancellationToken,
 }
 
 /// Writes a verified image into a subdevice over whatever local link the gateway has.
 pub trait Burner: Send + Sync + 'static {
-    /// Burns `image` (already verified) into `device`, which then runs `version`.
-    fn burn<'a>(
-        &'a self,
-        device: &'a DeviceId,
-        image: &'a Path,
-        version: &'a str,
-    ) -> BurnFuture<'a>;
+    /// Burns `request.image` (already verified) into `request.device`.
+    fn burn<'a>(&'a self, request: BurnRequest<'a>) -> BurnFuture<'a>;
 
-    /// The version `device` runs now, if the burner knows it.
+    /// The version `device` runs now, if the burner knows it. The gateway checks it after
+    /// every burn: a device that reports another version than the one burned failed.
     fn running_version(&self, device: &DeviceId) -> Option<String>;
-}
-
-/// A burner that simulates each subdevice's flash as files under a directory:
-/// `{dir}/{pid}/{dn}/image.bin` and `{dir}/{pid}/{dn}/version`.
-#[derive(Debug, Clone)]
-pub struct SimulatedBurner {
-    dir: PathBuf,
-}
-
-impl SimulatedBurner {
-    /// A simulated burner keeping flash images under `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        SimulatedBurner { dir: dir.into() }
-    }
-
-    /// Where `device`'s flash lives. `DeviceId` parts cannot contain `/` or `..`.
-    pub fn flash_dir(&self, device: &DeviceId) -> PathBuf {
-        self.dir
-            .join(device.product_id())
-            .join(device.device_name())
-    }
-
-    /// Sets the version a device runs before any burn (factory state), unless it has one.
-    pub fn provision(&self, device: &DeviceId, version: &str) -> io::Result<()> {
-        let dir = self.flash_dir(device);
-        if dir.join("version").exists() {
-            return Ok(());
-        }
-        std::fs::create_dir_all(&dir)?;
-        write_atomically(&dir.join("version"), version.as_bytes())
-    }
-
-    async fn burn_files(&self, device: &DeviceId, image: &Path, version: &str) -> io::Result<()> {
-        let dir = self.flash_dir(device);
-        tokio::fs::create_dir_all(&dir).await?;
-        let staged = dir.join("image.bin.new");
-        tokio::fs::copy(image, &staged).await?;
-        tokio::fs::File::open(&staged).await?.sync_all().await?;
-        tokio::fs::rename(&staged, dir.join("image.bin")).await?;
-        let dir2 = dir.clone();
-        let version = version.to_owned();
-        tokio::task::spawn_blocking(move || {
-            write_atomically(&dir2.join("version"), version.as_bytes())
-        })
-        .await
-        .map_err(io::Error::other)?
-    }
-}
-
-impl Burner for SimulatedBurner {
-    fn burn<'a>(
-        &'a self,
-        device: &'a DeviceId,
-        image: &'a Path,
-        version: &'a str,
-    ) -> BurnFuture<'a> {
-        Box::pin(async move {
-            self.burn_files(device, image, version)
-                .await
-                .map_err(|source| BurnError::Io {
-                    device: device.clone(),
-                    source,
-                })
-        })
-    }
-
-    fn running_version(&self, device: &DeviceId) -> Option<String> {
-        let text = std::fs::read_to_string(self.flash_dir(device).join("version")).ok()?;
-        Some(text.trim().to_owned())
-    }
 }
 
 /// Replaces `path` with `data` so that a crash leaves either the old or the new content.
@@ -124,42 +88,40 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Where a burner keeps what each device runs: `{dir}/{pid}/{dn}/version`.
+#[derive(Debug, Clone)]
+pub(crate) struct VersionStore {
+    dir: std::path::PathBuf,
+}
 
-    #[tokio::test]
-    async fn simulated_burn_writes_flash_and_adopts_the_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let burner = SimulatedBurner::new(dir.path().join("flash"));
-        let dev = DeviceId::new("E69UADXUYY", "light1").unwrap();
-        burner.provision(&dev, "0.1").unwrap();
-        assert_eq!(burner.running_version(&dev).as_deref(), Some("0.1"));
-        let image = dir.path().join("img");
-        std::fs::write(&image, b"firmware").unwrap();
-        burner.burn(&dev, &image, "1.0").await.unwrap();
-        assert_eq!(burner.running_version(&dev).as_deref(), Some("1.0"));
-        assert_eq!(
-            std::fs::read(burner.flash_dir(&dev).join("image.bin")).unwrap(),
-            b"firmware"
-        );
-        burner.provision(&dev, "0.1").unwrap();
-        assert_eq!(
-            burner.running_version(&dev).as_deref(),
-            Some("1.0"),
-            "provision keeps a burned version"
-        );
+impl VersionStore {
+    pub(crate) fn new(dir: std::path::PathBuf) -> Self {
+        VersionStore { dir }
     }
 
-    #[tokio::test]
-    async fn burning_a_missing_image_is_an_error_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let burner = SimulatedBurner::new(dir.path());
-        let dev = DeviceId::new("E69UADXUYY", "light1").unwrap();
-        let err = burner
-            .burn(&dev, &dir.path().join("nope"), "1.0")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, BurnError::Io { .. }));
+    /// `DeviceId` parts cannot contain `/` or `..`, so this stays under the directory.
+    pub(crate) fn device_dir(&self, device: &DeviceId) -> std::path::PathBuf {
+        self.dir
+            .join(device.product_id())
+            .join(device.device_name())
+    }
+
+    pub(crate) fn read(&self, device: &DeviceId) -> Option<String> {
+        let text = std::fs::read_to_string(self.device_dir(device).join("version")).ok()?;
+        Some(text.trim().to_owned())
+    }
+
+    pub(crate) fn write(&self, device: &DeviceId, version: &str) -> io::Result<()> {
+        let dir = self.device_dir(device);
+        std::fs::create_dir_all(&dir)?;
+        write_atomically(&dir.join("version"), version.as_bytes())
+    }
+
+    /// Sets the factory version unless the device already has one.
+    pub(crate) fn provision(&self, device: &DeviceId, version: &str) -> io::Result<()> {
+        if self.device_dir(device).join("version").exists() {
+            return Ok(());
+        }
+        self.write(device, version)
     }
 }

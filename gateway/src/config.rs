@@ -1,7 +1,11 @@
 //! The gateway's configuration, validated before anything runs.
 
+use crate::burner::SimulatedBurn;
 use crate::download::DownloadConfig;
+use crate::tls::TlsSettings;
 use otasim_protocol::{DeviceId, DeviceInfo};
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,5 +79,52 @@ impl GatewayConfig {
             keepalive: Duration::from_secs(60),
             download: DownloadConfig::default(),
         })
+    }
+}
+
+/// How the gateway burns images into its subdevices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BurnerChoice {
+    /// The simulated burner (flash as files under `{state_dir}/flash`), with per-subdevice
+    /// behaviours; subdevices not listed succeed at once.
+    Simulated(BTreeMap<DeviceId, SimulatedBurn>),
+    /// Run this program for every burn (see [`crate::CommandBurner`]).
+    Command(PathBuf),
+}
+
+/// Settings beyond identity and addresses. Start from [`GatewayOptions::new`] and change
+/// what you need.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Updates (download and burn) running at once, over all subdevices.
+    pub max_concurrent: NonZeroUsize,
+    /// Most bytes the images directory may hold (finished images and partial downloads);
+    /// `None` for no limit besides `max_image_bytes` per image.
+    pub storage_quota_bytes: Option<u64>,
+    /// The burner.
+    pub burner: BurnerChoice,
+    /// TLS for MQTT (`None`: plain TCP).
+    pub mqtt_tls: Option<TlsSettings>,
+    /// Trust for `https://` image URLs (`None`: https URLs fail with a clear report).
+    pub https_ca: Option<TlsSettings>,
+}
+
+impl GatewayOptions {
+    /// 4 concurrent updates, no quota, the simulated burner, no TLS.
+    pub fn new() -> Self {
+        GatewayOptions {
+            max_concurrent: NonZeroUsize::new(4).expect("4 is not zero"),
+            storage_quota_bytes: None,
+            burner: BurnerChoice::Simulated(BTreeMap::new()),
+            mqtt_tls: None,
+            https_ca: None,
+        }
+    }
+}
+
+impl Default for GatewayOptions {
+    /// Same as [`GatewayOptions::new`].
+    fn default() -> Self {
+        GatewayOptions::new()
     }
 }

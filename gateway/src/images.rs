@@ -2,10 +2,12 @@
 //!
 //! Each subdevice that needs an image gets its own job; the [`Downloader`] underneath locks per
 //! MD5, so when several subdevices need one image it is fetched once and the others reuse it.
+//! A job first takes one of the gateway's update slots (the concurrency limit) and reserves
+//! room under the storage quota; both are handed to the subdevice driver with the image and
+//! held until its burn ends.
 
-use crate::download::{
-    DownloadConfig, DownloadError, DownloadOutcome, Downloader, FailureKind, ImageSpec,
-};
+use crate::download::{DownloadError, DownloadOutcome, Downloader, FailureKind, ImageSpec};
+use crate::quota::{Quota, Reservation};
 use crate::update::Failure;
 use crate::validate::Target;
 use crate::{GatewayEvent, Shared};
@@ -13,7 +15,7 @@ use otasim_protocol::{DeviceId, OtaResultCode};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, info, warn};
 
 /// The state of one job, as its watcher sees it.
@@ -27,18 +29,37 @@ pub(crate) struct JobState {
     pub(crate) at: Duration,
     /// Set once: the verified image, or why there is none.
     pub(crate) outcome: Option<Result<PathBuf, Failure>>,
+    /// With the outcome: the update slot, to hold until the burn ends.
+    pub(crate) slot: Option<Arc<UpdateSlot>>,
+}
+
+/// One of the gateway's concurrent updates, with the quota room of its image.
+#[derive(Debug)]
+pub(crate) struct UpdateSlot {
+    _permit: OwnedSemaphorePermit,
+    _room: Option<Reservation>,
 }
 
 pub(crate) struct ImageCache {
     downloader: Downloader,
     shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    quota: Arc<Quota>,
 }
 
 impl ImageCache {
-    pub(crate) fn new(dir: PathBuf, config: DownloadConfig, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        downloader: Downloader,
+        max_concurrent: usize,
+        quota_bytes: Option<u64>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let quota = Quota::new(downloader.dir().to_path_buf(), quota_bytes);
         ImageCache {
-            downloader: Downloader::new(dir, config),
+            downloader,
             shared,
+            slots: Arc::new(Semaphore::new(max_concurrent)),
+            quota: Arc::new(quota),
         }
     }
 
@@ -56,6 +77,7 @@ impl ImageCache {
         });
         let downloader = self.downloader.clone();
         let shared = Arc::clone(&self.shared);
+        let (slots, quota) = (Arc::clone(&self.slots), Arc::clone(&self.quota));
         let device = device.clone();
         let span = tracing::info_span!("download", device = %device, md5 = %target.md5_hex());
         tokio::spawn(
@@ -67,8 +89,22 @@ impl ImageCache {
                         total_bytes: p.file_size,
                         at: shared.started.elapsed(),
                         outcome: None,
+                        slot: None,
                     });
                 };
+                let permit = tokio::select! {
+                    // Waiting for a slot changes nothing.
+                    _ = tx.closed() => return,
+                    permit = slots.acquire_owned() => permit.expect("the semaphore is never closed"),
+                };
+                let room = match quota.reserve(spec.md5, spec.file_size) {
+                    Ok(room) => room,
+                    Err(failure) => {
+                        warn!(reason = %failure.message, "storage quota refused the image");
+                        return finish(&tx, &shared, Err(failure), None);
+                    }
+                };
+                let slot = Arc::new(UpdateSlot { _permit: permit, _room: Some(room) });
                 let result = tokio::select! {
                     // Cancel-safe: the downloader checkpoints before it returns on cancel, and
                     // dropping its future mid-write leaves at worst bytes past the checkpoint,
@@ -97,18 +133,28 @@ impl ImageCache {
                         Err(failure_of(&e))
                     }
                 };
-                // Copy out of the channel first: a borrow held while sending would deadlock.
-                let last_state = tx.borrow().clone();
-                tx.send_replace(JobState {
-                    outcome: Some(outcome),
-                    at: shared.started.elapsed(),
-                    ..last_state
-                });
+                finish(&tx, &shared, outcome, Some(slot));
             }
             .instrument(span),
         );
         rx
     }
+}
+
+fn finish(
+    tx: &watch::Sender<JobState>,
+    shared: &Shared,
+    outcome: Result<PathBuf, Failure>,
+    slot: Option<Arc<UpdateSlot>>,
+) {
+    // Copy out of the channel first: a borrow held while sending would deadlock.
+    let last_state = tx.borrow().clone();
+    tx.send_replace(JobState {
+        outcome: Some(outcome),
+        at: shared.started.elapsed(),
+        slot,
+        ..last_state
+    });
 }
 
 fn failure_of(e: &DownloadError) -> Failure {

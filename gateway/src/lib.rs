@@ -7,25 +7,38 @@
 //! and the subdevices, and speaks only the wire types of `otasim-protocol`.
 //!
 //! Build one with [`Gateway::start`] from a [`GatewayConfig`] and a state directory; starting
-//! again on the same directory after [`Gateway::kill`] is a reboot.
+//! again on the same directory after [`Gateway::kill`] is a reboot. [`GatewayOptions`] add the
+//! concurrency limit, the storage quota, the burner and TLS.
 
 mod burner;
 mod config;
 pub mod download;
 mod images;
+mod outbox;
+mod pending;
+mod quota;
 mod session;
 mod subdevice;
+mod subdevs_file;
+mod tls;
 mod update;
 mod validate;
 
-pub use burner::{BurnError, BurnFuture, Burner, SimulatedBurner};
-pub use config::{GatewayConfig, HubAddress, SubdeviceConfig};
+pub use burner::{
+    BurnError, BurnFuture, BurnRequest, Burner, CommandBurner, SimulatedBurn, SimulatedBurner,
+};
+pub use config::{BurnerChoice, GatewayConfig, GatewayOptions, HubAddress, SubdeviceConfig};
+pub use subdevs_file::{SubdevicesFile, SubdevicesFileError};
+pub use tls::{TlsError, TlsSettings};
+pub use tokio_util::sync::CancellationToken;
 pub use update::Failure;
 pub use validate::{Rejection, Target, Version};
 
+use download::Downloader;
 use images::ImageCache;
 use otasim_protocol::{Credentials, DeviceId, ProgressReport, SignMethod};
-use rumqttc::{AsyncClient, MqttOptions, NetworkOptions};
+use outbox::Outbound;
+use rumqttc::{AsyncClient, MqttOptions, NetworkOptions, TlsConfiguration, Transport};
 use session::Session;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,7 +46,6 @@ use std::time::Instant;
 use subdevice::SubdeviceDriver;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 /// Something the gateway did, for observers (tests, scenario runners, the CLI).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +71,13 @@ pub enum GatewayEvent {
         /// The report.
         report: ProgressReport,
     },
+    /// A burn progressed (0 to 100); not sent to the Hub, which only knows `burning`.
+    BurnProgress {
+        /// The subdevice.
+        device: DeviceId,
+        /// Percent burned.
+        percent: u8,
+    },
     /// An image finished downloading (or was found complete on disk).
     ImageFetched {
         /// The subdevice whose command started the download.
@@ -76,6 +95,9 @@ pub enum GatewayError {
     /// The device secret or identity is unusable.
     #[error("gateway credentials: {0}")]
     Credentials(#[from] otasim_protocol::AuthError),
+    /// The TLS settings are unusable.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
     /// The state directory could not be prepared.
     #[error("state directory {path}: {source}")]
     StateDir {
@@ -88,10 +110,11 @@ pub enum GatewayError {
 
 /// What the session and the subdevice drivers share.
 pub(crate) struct Shared {
-    client: AsyncClient,
+    outbox: mpsc::Sender<Outbound>,
     cancel: CancellationToken,
     events: broadcast::Sender<GatewayEvent>,
     max_image_bytes: u64,
+    state_dir: std::path::PathBuf,
     started: Instant,
 }
 
@@ -109,24 +132,52 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts the gateway on the current tokio runtime with the simulated burner, whose flash
-    /// lives in `{state_dir}/flash`.
+    /// Starts the gateway on the current tokio runtime with default [`GatewayOptions`]: the
+    /// simulated burner, whose flash lives in `{state_dir}/flash`.
     pub fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
-        let burner = SimulatedBurner::new(config.state_dir.join("flash"));
-        for sub in &config.subdevices {
-            burner
-                .provision(&sub.id, &sub.factory_version)
-                .map_err(|source| GatewayError::StateDir {
-                    path: config.state_dir.clone(),
-                    source,
-                })?;
-        }
-        Self::start_with_burner(config, Arc::new(burner))
+        Self::start_with(config, GatewayOptions::new())
     }
 
-    /// Starts the gateway with a burner of the caller's choice.
+    /// Starts the gateway with the burner the options choose, provisioning every subdevice
+    /// with its factory version on first start.
+    pub fn start_with(
+        config: GatewayConfig,
+        options: GatewayOptions,
+    ) -> Result<Gateway, GatewayError> {
+        let state_err = |source| GatewayError::StateDir {
+            path: config.state_dir.clone(),
+            source,
+        };
+        let burner: Arc<dyn Burner> = match &options.burner {
+            BurnerChoice::Simulated(behaviours) => {
+                let mut burner = SimulatedBurner::new(config.state_dir.join("flash"));
+                for (device, behaviour) in behaviours {
+                    burner.set_behaviour(device.clone(), behaviour.clone());
+                }
+                for sub in &config.subdevices {
+                    burner
+                        .provision(&sub.id, &sub.factory_version)
+                        .map_err(state_err)?;
+                }
+                Arc::new(burner)
+            }
+            BurnerChoice::Command(program) => {
+                let burner = CommandBurner::new(program, config.state_dir.join("burned"));
+                for sub in &config.subdevices {
+                    burner
+                        .provision(&sub.id, &sub.factory_version)
+                        .map_err(state_err)?;
+                }
+                Arc::new(burner)
+            }
+        };
+        Self::start_with_burner(config, options, burner)
+    }
+
+    /// Starts the gateway with a burner of the caller's choice (`options.burner` is ignored).
     pub fn start_with_burner(
         config: GatewayConfig,
+        options: GatewayOptions,
         burner: Arc<dyn Burner>,
     ) -> Result<Gateway, GatewayError> {
         let images_dir = config.state_dir.join("images");
@@ -134,18 +185,25 @@ impl Gateway {
             path: images_dir.clone(),
             source,
         })?;
-        let (client, eventloop) = connect_options(&config)?;
+        let (client, eventloop) = connect_options(&config, &options)?;
         let (events, _) = broadcast::channel(1024);
+        let (outbox, outbound) = mpsc::channel(1024);
         let shared = Arc::new(Shared {
-            client,
+            outbox,
             cancel: CancellationToken::new(),
             events,
             max_image_bytes: config.max_image_bytes,
+            state_dir: config.state_dir.clone(),
             started: Instant::now(),
         });
+        let mut downloader = Downloader::new(images_dir, config.download);
+        if let Some(https) = &options.https_ca {
+            downloader = downloader.with_tls(https.client_config()?);
+        }
         let images = Arc::new(ImageCache::new(
-            images_dir,
-            config.download,
+            downloader,
+            options.max_concurrent.get(),
+            options.storage_quota_bytes,
             Arc::clone(&shared),
         ));
         let mut tasks = JoinSet::new();
@@ -165,8 +223,8 @@ impl Gateway {
             );
             tasks.spawn(driver.run(rx));
         }
-        let session = Session::new(config.device.clone(), Arc::clone(&shared), inputs);
-        tasks.spawn(session.run(eventloop));
+        let session = Session::new(config.device.clone(), Arc::clone(&shared), inputs, client);
+        tasks.spawn(session.run(eventloop, outbound));
         Ok(Gateway { shared, tasks })
     }
 
@@ -193,6 +251,7 @@ impl Gateway {
 
 fn connect_options(
     config: &GatewayConfig,
+    options: &GatewayOptions,
 ) -> Result<(AsyncClient, rumqttc::EventLoop), GatewayError> {
     let conn_id: String = (0..5)
         .map(|_| {
@@ -214,6 +273,10 @@ fn connect_options(
     opts.set_credentials(creds.username, creds.password);
     opts.set_keep_alive(config.keepalive);
     opts.set_clean_session(true);
+    if let Some(tls) = &options.mqtt_tls {
+        let config = tls.client_config()?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+    }
     let (client, mut eventloop) = AsyncClient::new(opts, 256);
     let mut net = NetworkOptions::new();
     net.set_tcp_nodelay(true);

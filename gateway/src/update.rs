@@ -100,6 +100,14 @@ impl UpdateMachine {
         &self.running
     }
 
+    /// The version being burned, while a burn runs.
+    pub(crate) fn target_version(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Burning { target, .. } => Some(target.version.as_str()),
+            _ => None,
+        }
+    }
+
     /// Whether no update is in progress.
     #[cfg(test)]
     pub(crate) fn is_idle(&self) -> bool {
@@ -122,6 +130,14 @@ impl UpdateMachine {
             Err(rejection) => return vec![reject(cmd, &rejection)],
         };
         match &mut self.phase {
+            // A redelivered command for the update just finished: nothing to fetch or burn.
+            Phase::Idle if target.version.as_str() == self.running => {
+                let version = target.version.as_str();
+                vec![
+                    Action::Report(ProgressReport::done(version)),
+                    Action::ReportVersion(version.to_owned()),
+                ]
+            }
             Phase::Idle => self.start(target),
             Phase::Downloading {
                 target: current, ..

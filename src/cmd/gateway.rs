@@ -1,12 +1,325 @@
-//! `otasim gateway`.
+//! `otasim gateway`: the gateway OTA client against any hub, until Ctrl-C.
+//!
+//! Reads the SDKs' `device_info.json` (the gateway's identity and its subdevices) and an
+//! optional `subdevs.toml` (factory versions and simulated burner behaviours, see
+//! [`gateway::SubdevicesFile`]). On a terminal each subdevice gets a progress bar on stderr;
+//! otherwise one `key=value` line per event goes to stdout.
 
+use anyhow::Context as _;
 use clap::Args;
+use gateway::{
+    BurnerChoice, Gateway, GatewayConfig, GatewayEvent, GatewayOptions, HubAddress, SubdevicesFile,
+    TlsSettings,
+};
+use otasim_protocol::{DeviceId, DeviceInfo, ProgressReport, ProgressState};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
 
 /// Arguments of `otasim gateway`.
 #[derive(Debug, Args)]
-pub struct GatewayArgs {}
+pub struct GatewayArgs {
+    /// The SDKs' device_info.json: the gateway's identity, secret and subdevices.
+    #[arg(long, value_name = "FILE")]
+    device_info: PathBuf,
+    /// Factory versions and simulated burner behaviours per subdevice (TOML).
+    #[arg(long, value_name = "FILE")]
+    subdevices: Option<PathBuf>,
+    /// Where images, checkpoints and simulated flash live; reuse it to resume after a crash.
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+    /// The hub's MQTT address (default: {product_id}.iotcloud.tencentdevices.com:1883).
+    #[arg(long, value_name = "HOST:PORT")]
+    hub: Option<String>,
+    /// CA certificate (PEM) to verify the hub over TLS and https image URLs.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Device certificate (PEM) for mutual TLS; needs --key and --ca.
+    #[arg(long, value_name = "FILE", requires = "key", requires = "ca")]
+    cert: Option<PathBuf>,
+    /// Device private key (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Updates (download and burn) running at once.
+    #[arg(long, value_name = "N", default_value = "4")]
+    max_concurrent: NonZeroUsize,
+    /// Most bytes the images directory may hold.
+    #[arg(long, value_name = "BYTES")]
+    quota_bytes: Option<u64>,
+    /// Burn with this program instead of the simulated burner:
+    /// `CMD IMAGE PRODUCT_ID DEVICE_NAME VERSION`, exit 0 for success.
+    #[arg(long, value_name = "CMD")]
+    burner_command: Option<PathBuf>,
+    /// Version of subdevices the subdevices file does not mention.
+    #[arg(long, value_name = "VERSION", default_value = "0.1")]
+    factory_version: String,
+    /// Make downloads durable (checkpoint) every this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    checkpoint_bytes: Option<NonZeroU64>,
+}
 
-pub(super) async fn run(_args: GatewayArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("otasim gateway is not available in this build yet")
+pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    let (config, options) = build(&args)?;
+    let hub = format!("{}:{}", config.hub.host, config.hub.port);
+    let gateway_id = config.device.clone();
+    let subdevices: Vec<DeviceId> = config.subdevices.iter().map(|s| s.id.clone()).collect();
+    let gw = Gateway::start_with(config, options).context("starting the gateway")?;
+    let events = gw.events();
+    println!(
+        "gateway {gateway_id} hub={hub} state_dir={} subdevices={}",
+        args.state_dir.display(),
+        subdevices.len()
+    );
+    let display = if std::io::stderr().is_terminal() {
+        Display::Bars(Bars::new(&subdevices))
+    } else {
+        Display::Lines
+    };
+    tokio::select! {
+        _ = show(events, display) => {}
+        _ = stop_signal() => {}
+    }
+    gw.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn build(args: &GatewayArgs) -> anyhow::Result<(GatewayConfig, GatewayOptions)> {
+    let text = std::fs::read_to_string(&args.device_info)
+        .with_context(|| format!("reading {}", args.device_info.display()))?;
+    let info = DeviceInfo::parse(&text)
+        .with_context(|| format!("parsing {}", args.device_info.display()))?;
+    let product = info
+        .device_id()
+        .with_context(|| format!("{}: gateway identity", args.device_info.display()))?;
+    let hub = hub_address(args.hub.as_deref(), product.product_id())?;
+    let mut config =
+        GatewayConfig::from_device_info(&info, hub, args.state_dir.clone(), &args.factory_version)
+            .with_context(|| format!("{}", args.device_info.display()))?;
+    if let Some(every) = args.checkpoint_bytes {
+        config.download.checkpoint = gateway::download::CheckpointPolicy::EveryBytes(every);
+    }
+    let mut options = GatewayOptions::new();
+    let behaviours = match &args.subdevices {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file = SubdevicesFile::parse(&text).with_context(|| path.display().to_string())?;
+            file.apply(&mut config)
+                .with_context(|| path.display().to_string())?
+        }
+        None => BTreeMap::new(),
+    };
+    options.burner = match &args.burner_command {
+        Some(program) => BurnerChoice::Command(program.clone()),
+        None => BurnerChoice::Simulated(behaviours),
+    };
+    options.max_concurrent = args.max_concurrent;
+    options.storage_quota_bytes = args.quota_bytes;
+    if let Some(ca) = &args.ca {
+        let identity = args.cert.as_deref().zip(args.key.as_deref());
+        let tls = TlsSettings::from_files(ca, identity)?;
+        options.mqtt_tls = Some(tls.clone());
+        options.https_ca = Some(tls);
+    }
+    Ok((config, options))
+}
+
+/// `HOST:PORT`, or the Tencent Cloud default for the product.
+fn hub_address(arg: Option<&str>, product_id: &str) -> anyhow::Result<HubAddress> {
+    let Some(text) = arg else {
+        return Ok(HubAddress {
+            host: format!("{product_id}.iotcloud.tencentdevices.com"),
+            port: 1883,
+        });
+    };
+    let (host, port) = text
+        .rsplit_once(':')
+        .with_context(|| format!("--hub {text:?}: expected HOST:PORT"))?;
+    let port = port
+        .parse::<u16>()
+        .with_context(|| format!("--hub {text:?}: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    anyhow::ensure!(!host.is_empty(), "--hub {text:?}: empty host");
+    Ok(HubAddress {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+enum Display {
+    Bars(Bars),
+    Lines,
+}
+
+async fn show(mut events: broadcast::Receiver<GatewayEvent>, mut display: Display) {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                println!("event=lagged skipped={n}");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        match &mut display {
+            Display::Bars(bars) => bars.update(&event),
+            Display::Lines => println!("{}", line(&event)),
+        }
+    }
+}
+
+fn report_fields(report: &ProgressReport) -> String {
+    let mut out = format!(
+        "state={} version={}",
+        state_name(report.state),
+        report.version
+    );
+    if let Some(p) = report.percent {
+        out.push_str(&format!(" percent={p}"));
+    }
+    if report.state == ProgressState::Fail {
+        out.push_str(&format!(
+            " code={} msg={:?}",
+            report.result_code.code(),
+            report.result_msg
+        ));
+    }
+    out
+}
+
+fn state_name(state: ProgressState) -> &'static str {
+    match state {
+        ProgressState::Downloading => "downloading",
+        ProgressState::Burning => "burning",
+        ProgressState::Done => "done",
+        ProgressState::Fail => "fail",
+    }
+}
+
+/// One `key=value` line per event.
+fn line(event: &GatewayEvent) -> String {
+    match event {
+        GatewayEvent::Connected => "event=connected".into(),
+        GatewayEvent::Disconnected { reason } => format!("event=disconnected reason={reason:?}"),
+        GatewayEvent::Online { device, result } => {
+            format!("event=online device={device} result={result}")
+        }
+        GatewayEvent::Report { device, report } => {
+            format!("event=report device={device} {}", report_fields(report))
+        }
+        GatewayEvent::BurnProgress { device, percent } => {
+            format!("event=burn device={device} percent={percent}")
+        }
+        GatewayEvent::ImageFetched {
+            device,
+            md5,
+            bytes_transferred,
+        } => format!("event=image device={device} md5={md5} bytes_fetched={bytes_transferred}"),
+    }
+}
+
+/// One redrawn line per subdevice on stderr.
+struct Bars {
+    rows: BTreeMap<DeviceId, String>,
+    drawn: usize,
+    last_draw: Option<Instant>,
+}
+
+impl Bars {
+    fn new(devices: &[DeviceId]) -> Self {
+        let rows = devices
+            .iter()
+            .map(|d| (d.clone(), "waiting for the hub".to_owned()))
+            .collect();
+        Bars {
+            rows,
+            drawn: 0,
+            last_draw: None,
+        }
+    }
+
+    fn update(&mut self, event: &GatewayEvent) {
+        let (device, text, urgent) = match event {
+            GatewayEvent::Online { device, result } => {
+                (device, format!("online (result {result})"), true)
+            }
+            GatewayEvent::Report { device, report } => (device, row(report), true),
+            GatewayEvent::BurnProgress { device, percent } => (
+                device,
+                format!("{} burning", bar(*percent)),
+                *percent == 100,
+            ),
+            _ => return,
+        };
+        if let Some(r) = self.rows.get_mut(device) {
+            *r = text;
+        }
+        let due = self
+            .last_draw
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        if urgent || due {
+            self.draw();
+        }
+    }
+
+    fn draw(&mut self) {
+        let mut err = std::io::stderr().lock();
+        if self.drawn > 0 {
+            let _ = write!(err, "\x1b[{}F", self.drawn);
+        }
+        for (device, text) in &self.rows {
+            let _ = writeln!(err, "\x1b[2K{device:<32} {text}");
+        }
+        let _ = err.flush();
+        self.drawn = self.rows.len();
+        self.last_draw = Some(Instant::now());
+    }
+}
+
+fn bar(percent: u8) -> String {
+    let filled = usize::from(percent.min(100)) / 5;
+    format!(
+        "[{}{}] {percent:>3}%",
+        "#".repeat(filled),
+        ".".repeat(20 - filled)
+    )
+}
+
+fn row(report: &ProgressReport) -> String {
+    match report.state {
+        ProgressState::Downloading => format!(
+            "{} downloading {}",
+            bar(report.percent.unwrap_or(0)),
+            report.version
+        ),
+        ProgressState::Burning => format!("{} burning {}", bar(0), report.version),
+        ProgressState::Done => format!("{} done {}", bar(100), report.version),
+        ProgressState::Fail => format!(
+            "failed {} ({}): {}",
+            report.version,
+            report.result_code.code(),
+            report.result_msg
+        ),
+    }
 }

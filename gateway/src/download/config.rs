@@ -175,6 +175,21 @@ pub enum CheckpointPolicy {
     EveryBytes(NonZeroU64),
 }
 
+impl CheckpointPolicy {
+    /// The policy for an image of `file_size` bytes: `EveryBytes` is stretched to at least
+    /// 1/32 of the image, so a large image pays a few dozen syncs rather than hundreds, and a
+    /// crash costs at most about 3% of it.
+    pub(crate) fn for_size(self, file_size: u64) -> Self {
+        match self {
+            CheckpointPolicy::EveryBytes(every) => {
+                let scaled = NonZeroU64::new(file_size / 32).map_or(every, |s| every.max(s));
+                CheckpointPolicy::EveryBytes(scaled)
+            }
+            CheckpointPolicy::EveryChunk => self,
+        }
+    }
+}
+
 /// Settings of the firmware downloader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DownloadConfig {
@@ -230,6 +245,21 @@ mod tests {
         let draws: Vec<f64> = (0..64).map(|_| jitter()).collect();
         assert!(draws.iter().all(|j| (0.0..1.0).contains(j)));
         assert!(draws.windows(2).any(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn checkpoints_of_large_images_are_spread_to_a_32nd() {
+        let mib = NonZeroU64::new(1 << 20).expect("not zero");
+        let policy = CheckpointPolicy::EveryBytes(mib);
+        assert_eq!(policy.for_size(4 << 20), policy);
+        assert_eq!(
+            policy.for_size(256 << 20),
+            CheckpointPolicy::EveryBytes(NonZeroU64::new(8 << 20).expect("not zero"))
+        );
+        assert_eq!(
+            CheckpointPolicy::EveryChunk.for_size(256 << 20),
+            CheckpointPolicy::EveryChunk
+        );
     }
 
     #[test]

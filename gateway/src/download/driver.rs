@@ -2,6 +2,7 @@
 //! timeouts, retries, progress and cancellation.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -41,6 +42,7 @@ struct Tally {
 struct Job<'a> {
     spec: &'a ImageSpec,
     endpoint: Endpoint,
+    tls: Option<&'a Arc<rustls::ClientConfig>>,
     config: &'a DownloadConfig,
     cancel: &'a CancellationToken,
     deadline: Instant,
@@ -54,6 +56,7 @@ pub(crate) async fn run(
     spec: &ImageSpec,
     dir: &Path,
     config: &DownloadConfig,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     progress: ProgressFn<'_>,
     cancel: &CancellationToken,
     lock: ImageLock,
@@ -69,6 +72,12 @@ pub(crate) async fn run(
             url: redact(&spec.url),
             reason,
         })?;
+        if endpoint.is_https() && tls.is_none() {
+            return Err(DownloadError::InvalidUrl {
+                url: redact(&spec.url),
+                reason: "https URL but no CA is configured for downloads",
+            });
+        }
         let paths = Paths::new(dir, &spec.md5);
         if reuse_finished(&paths, spec.md5, spec.file_size, &lock).await? {
             info!(path = %paths.bin.display(), "image already downloaded");
@@ -92,13 +101,14 @@ pub(crate) async fn run(
             spec.file_size,
             found.durable_bytes,
             found.etag,
-            config.checkpoint,
+            config.checkpoint.for_size(spec.file_size),
         );
         let started = Instant::now();
         let deadline = started + config.retry.max_total();
         let job = Job {
             spec,
             endpoint,
+            tls,
             config,
             cancel,
             deadline,
@@ -153,10 +163,14 @@ impl Job<'_> {
             let end = self
                 .attempt(&mut tally, &mut part, &mut transfer, progress)
                 .await;
-            // Whatever happened, what was received is good data: make it durable for a resume.
-            if transfer.stored() > transfer.durable()
-                && let Err(error) = part.checkpoint(transfer.on_durable()).await
-            {
+            // Whatever happened, what was received is good data: make it durable for a resume,
+            // and let a checkpoint still syncing behind the reads land first.
+            let settled = if transfer.stored() > transfer.durable() {
+                part.checkpoint(transfer.on_durable()).await
+            } else {
+                part.settle().await
+            };
+            if let Err(error) = settled {
                 // A disk error during the attempt explains this one better.
                 return Err(match end {
                     AttemptEnd::Failed(first @ DownloadError::Io { .. }) => first,
@@ -253,7 +267,7 @@ impl Job<'_> {
                 TimeoutPhase::Connect,
                 timeouts.connect(),
                 at,
-                http::connect(&self.endpoint),
+                http::connect(&self.endpoint, self.tls),
             )
             .await?;
         let mut conn = connected.map_err(|e| {
@@ -265,6 +279,11 @@ impl Job<'_> {
                     source,
                 },
                 ConnectError::Handshake(source) => DownloadError::Http { at: at(), source },
+                ConnectError::Tls(source) => DownloadError::Tls {
+                    authority,
+                    at: at(),
+                    source,
+                },
             })
         })?;
         debug!(attempt, range, "sending request");
@@ -363,7 +382,7 @@ impl Job<'_> {
             if let Err(error) = part.append(&data).await {
                 return AttemptEnd::Failed(error);
             }
-            if due && let Err(error) = part.checkpoint(transfer.on_durable()).await {
+            if due && let Err(error) = part.checkpoint_behind(transfer.on_durable()).await {
                 return AttemptEnd::Failed(error);
             }
             progress(Progress {

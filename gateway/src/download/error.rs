@@ -137,7 +137,7 @@ impl fmt::Display for RestartReason {
 /// A download that did not produce a verified image. Every variant says where it happened.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
-    /// The URL is not `http://host[:port]/path` (https is not built in yet).
+    /// The URL is not `http(s)://host[:port]/path`, or is https without a configured CA.
     #[error("url {url:?} rejected: {reason}")]
     InvalidUrl {
         /// The URL without its query.
@@ -201,6 +201,16 @@ pub enum DownloadError {
         /// Where it happened.
         at: AttemptContext,
         /// The socket error.
+        source: io::Error,
+    },
+    /// The TLS handshake failed (unknown issuer, wrong name, ...): retrying will not help.
+    #[error("tls handshake with {authority} failed on attempt {}: {source}", at.attempt)]
+    Tls {
+        /// `host:port`.
+        authority: String,
+        /// Where it happened.
+        at: AttemptContext,
+        /// rustls' error, as I/O error.
         source: io::Error,
     },
     /// The HTTP exchange failed before the body (malformed response, reset).

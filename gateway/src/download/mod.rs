@@ -1,4 +1,4 @@
-//! The gateway's firmware downloader: fetches one image over HTTP/1.1 Range requests into a
+//! The gateway's firmware downloader: fetches one image over HTTP/1.1 (or HTTPS) Range requests into a
 //! directory, resumably and crash-safely, hashing as it goes, and returns the verified image or
 //! a typed failure. No MQTT here: the OTA task calls [`Downloader::fetch`] and turns the result
 //! into progress reports.
@@ -90,6 +90,7 @@ type LockMap = HashMap<[u8; 16], Weak<tokio::sync::Mutex<()>>>;
 pub struct Downloader {
     dir: PathBuf,
     config: DownloadConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
     locks: Arc<Mutex<LockMap>>,
 }
 
@@ -99,8 +100,15 @@ impl Downloader {
         Downloader {
             dir: dir.into(),
             config,
+            tls: None,
             locks: Arc::default(),
         }
+    }
+
+    /// Fetches `https://` URLs with this TLS client configuration (without one they fail).
+    pub fn with_tls(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The directory images are stored in.
@@ -122,7 +130,17 @@ impl Downloader {
             _ = cancel.cancelled() => return Ok(DownloadOutcome::Cancelled { durable_bytes: 0 }),
             guard = lock.lock_owned() => Arc::new(guard),
         };
-        driver::run(spec, &self.dir, &self.config, &mut progress, cancel, guard).await
+        let tls = self.tls.as_ref();
+        driver::run(
+            spec,
+            &self.dir,
+            &self.config,
+            tls,
+            &mut progress,
+            cancel,
+            guard,
+        )
+        .await
     }
 
     fn lock_for(&self, md5: [u8; 16]) -> Arc<tokio::sync::Mutex<()>> {

@@ -15,6 +15,10 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::download::error::DownloadError;
+
+/// How many write buffers may fill while the writer thread is busy (syncing) before reading
+/// waits for it.
+const BUSY_BUFFERS: usize = 16;
 use crate::download::plan::CheckpointRecord;
 use crate::download::store::{
     Checkpoint, ImageLock, Paths, Resumable, blocking, open_data_file, remove_if_present, sync_dir,
@@ -94,7 +98,14 @@ impl PartFile {
     /// Stores body bytes; a full buffer is handed to the writer thread.
     pub(crate) async fn append(&mut self, data: &[u8]) -> Result<(), DownloadError> {
         self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= self.buffer_limit {
+        // While the writer thread syncs, keep reading into a deeper buffer rather than wait.
+        let writer_busy = matches!(&self.slot, Slot::Busy(flight) if !flight.is_finished());
+        let limit = if writer_busy {
+            self.buffer_limit * BUSY_BUFFERS
+        } else {
+            self.buffer_limit
+        };
+        if self.buffer.len() >= limit {
             self.submit().await?;
         }
         Ok(())
@@ -171,6 +182,48 @@ impl PartFile {
             .await
             .map_err(DownloadError::io("write checkpoint", &self.paths.ckpt))?;
         debug!(durable = record.durable_bytes, "checkpoint written");
+        Ok(())
+    }
+
+    /// Like [`PartFile::checkpoint`] without waiting: the writer thread writes what is
+    /// buffered, syncs the data file and only then replaces the checkpoint, while the caller
+    /// reads on. A failure surfaces at the next write, sync or finish.
+    pub(crate) async fn checkpoint_behind(
+        &mut self,
+        record: CheckpointRecord,
+    ) -> Result<(), DownloadError> {
+        let (mut sink, spare) = self.land().await?;
+        let mut next = spare.unwrap_or_else(|| Vec::with_capacity(self.buffer_limit));
+        next.clear();
+        let full = std::mem::replace(&mut self.buffer, next);
+        let ckpt = Checkpoint {
+            md5: self.md5_hex.clone(),
+            file_size: self.file_size,
+            durable_bytes: record.durable_bytes,
+            etag: record.etag,
+        };
+        let paths = self.paths.clone();
+        self.slot = Slot::Busy(tokio::task::spawn_blocking(self.holding(move || {
+            sink.hasher.update(&full);
+            let result = sink
+                .file
+                .write_all(&full)
+                .and_then(|()| sink.file.sync_data())
+                .and_then(|()| write_checkpoint(&paths, &ckpt));
+            (sink, full, result)
+        })));
+        debug!(
+            durable = record.durable_bytes,
+            "checkpoint handed to the writer"
+        );
+        Ok(())
+    }
+
+    /// Waits for the writer thread (a checkpoint handed over may still be syncing) and
+    /// reports its failure, if any.
+    pub(crate) async fn settle(&mut self) -> Result<(), DownloadError> {
+        let (sink, _) = self.land().await?;
+        self.slot = Slot::Idle(sink);
         Ok(())
     }
 

@@ -67,6 +67,24 @@ fn duplicate_command_does_not_start_a_second_download() {
 }
 
 #[test]
+fn redelivered_command_for_the_running_version_reports_done_without_download() {
+    let mut m = machine();
+    m.handle(Event::Command(cmd("1.0")));
+    m.handle(Event::Downloaded(Ok("img".into())));
+    m.handle(Event::Burned(Ok(())));
+    let actions = m.handle(Event::Command(cmd("1.0")));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Download(_))));
+    assert_eq!(
+        actions,
+        vec![
+            Action::Report(ProgressReport::done("1.0")),
+            Action::ReportVersion("1.0".into())
+        ]
+    );
+    assert!(m.is_idle());
+}
+
+#[test]
 fn newer_command_supersedes_a_running_download() {
     let mut m = machine();
     m.handle(Event::Command(cmd("1.0")));
@@ -194,6 +212,9 @@ proptest! {
                 Step::BurnFail => Event::Burned(Err(Failure::new(OtaResultCode::UpgradeFailed, "burn"))),
             };
             let was_burning = !m.is_idle() && matches!(m.phase, Phase::Burning { .. });
+            let running_before = m.running_version().to_owned();
+            let redelivered = m.is_idle()
+                && matches!(&ev, Event::Command(c) if c.version == running_before);
             for a in m.handle(ev.clone()) {
                 match a {
                     Action::Burn { version, .. } => {
@@ -201,8 +222,12 @@ proptest! {
                         burning = Some(version.to_string());
                     }
                     Action::Report(r) if r.state == otasim_protocol::ProgressState::Done => {
-                        prop_assert!(was_burning && matches!(ev, Event::Burned(Ok(()))));
-                        prop_assert_eq!(Some(&r.version), burning.as_ref());
+                        if redelivered {
+                            prop_assert_eq!(&r.version, &running_before);
+                        } else {
+                            prop_assert!(was_burning && matches!(ev, Event::Burned(Ok(()))));
+                            prop_assert_eq!(Some(&r.version), burning.as_ref());
+                        }
                     }
                     Action::Report(r) if r.state == otasim_protocol::ProgressState::Downloading => {
                         let p = r.percent.unwrap();

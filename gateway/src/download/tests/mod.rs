@@ -1,6 +1,8 @@
 //! Downloader tests against a scripted server on loopback, with real files in temp dirs.
 
+mod chaos;
 mod faults;
+mod https;
 mod resume;
 mod server;
 
