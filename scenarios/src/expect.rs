@@ -36,6 +36,73 @@ pub(crate) fn parse_report_pattern(text: &str) -> Result<ReportPattern, String> 
     }
 }
 
+/// Checks an expected final result: `succeeded`, `failed`, `failed CODE`, `untouched`,
+/// `no task`, or a state an update can stop in (`pushed`, `downloading`, `burning`, `done`).
+pub(crate) fn parse_result(text: &str) -> Result<(), String> {
+    let ok = match text.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["failed", code] => code.parse::<i32>().is_ok(),
+        ["no", "task"] => true,
+        [one] => [
+            "succeeded",
+            "failed",
+            "untouched",
+            "queued",
+            "pushed",
+            "downloading",
+            "burning",
+            "done",
+            "waiting_retry",
+            "cancelled",
+        ]
+        .contains(one),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?} is not one of: succeeded, failed, failed CODE, untouched, no task, queued, pushed, downloading, burning, done, waiting_retry, cancelled"
+        ))
+    }
+}
+
+/// Whether a device's final result (`failed -4 (md5 mismatch)`) is what `want` says.
+pub(crate) fn result_matches(want: &str, got: &str) -> bool {
+    got == want || got.starts_with(&format!("{want} "))
+}
+
+/// The index of the first report that `patterns` cannot account for (`reports.len()` when a
+/// report is missing at the end), or `None` when they match in full.
+pub(crate) fn first_divergence(
+    patterns: &[ReportPattern],
+    reports: &[ProgressReport],
+) -> Option<usize> {
+    if sequence_matches(patterns, reports) {
+        return None;
+    }
+    // The longest prefix of reports that some prefix of the patterns matches.
+    (0..=reports.len())
+        .rev()
+        .find(|&n| prefix_matches(patterns, &reports[..n]))
+        .map(|n| n.min(reports.len()))
+}
+
+/// Whether `reports` can be the start of a sequence matching `patterns`.
+fn prefix_matches(patterns: &[ReportPattern], reports: &[ProgressReport]) -> bool {
+    if reports.is_empty() {
+        return true;
+    }
+    match patterns.split_first() {
+        None => false,
+        Some((ReportPattern::AnyDownloading, rest)) => {
+            prefix_matches(rest, reports)
+                || (reports[0].state == ProgressState::Downloading
+                    && prefix_matches(patterns, &reports[1..]))
+        }
+        Some((p, rest)) => element_matches(p, &reports[0]) && prefix_matches(rest, &reports[1..]),
+    }
+}
+
 /// A report as a pattern would spell it: `downloading 37`, `fail -4`.
 pub fn describe_report(r: &ProgressReport) -> String {
     match r.state {

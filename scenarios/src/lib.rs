@@ -1,21 +1,55 @@
 //! Scripted OTA scenarios as data: a TOML file names the fleet, the firmware, the faults, the
 //! console's actions and what must hold at the end; one engine runs any of them in a fresh world
-//! of fake COS, fake hub and gateways on loopback.
+//! of fake COS, fake hub and gateways on loopback (own ports, own temp directory), so many run
+//! side by side ([`run_all`]).
 //!
-//! The seed demo is `catalog/seed-demo.toml`, run by `otasim demo`.
+//! The format (`scenario.schema.json` beside this crate is the editors' schema; errors name the
+//! file, the line and the field):
+//!
+//! - `name`, `description`, `seed` (generated firmware bytes), `time_scale` (factor on the
+//!   gateway's download timeouts and retry delays), `download_attempts`;
+//! - `[[gateways]]` (identity, secret, `max_image_bytes`, `run` = built in or an external
+//!   `command` given `{device_info}`, `{hub_host}`, `{hub_port}`, `{state_dir}`),
+//!   `[[subdevices]]` (identity, `version`, `bound`, `count`, `burner` = ok, fail, hang,
+//!   wrong_version, offline, each for the first `times` burns), `[[firmware]]` (`size` and
+//!   `seed`, or a `file`);
+//! - `[[cos_faults]]` and `[[hub_faults]]`: the fakes' own rules, fired on their milestones;
+//! - `[[steps]]`: `wait_online`, `push` (three methods, optional task `options`),
+//!   `wait_tasks`, `wait_until` a milestone (`cos_bytes`, `cos_requests`, `report`,
+//!   `hub_state`, `connects`, `offline`), `kill_gateway`/`start_gateway` (power cut and reboot
+//!   on the same disk), `kick`, `add_cos_fault`, `add_hub_fault`, `cancel_task`,
+//!   `advance_cos_clock`, `advance_hub_clock` (minute-long timeouts in milliseconds);
+//! - `[expect]`: `versions`, `reports` (exact or `downloading*` patterns), `results`
+//!   (`succeeded`, `failed -4`, ...), `online_results`, `untouched`, `bytes_downloaded`,
+//!   `cos_bytes_sent`, `cos_requests`, `tasks` (summaries), `nothing_else`.
+//!
+//! The seed demo is `catalog/seed-demo.toml`, run by `otasim demo`; the catalog is
+//! `catalog/`, run by `otasim run scenarios/catalog`.
 
+mod burner;
 mod expect;
+mod files;
+mod import;
+mod judge;
 mod plan;
+mod report;
 mod run;
+mod steps;
 mod timeline;
 mod world;
 
 pub use expect::describe_report;
 pub use fake_hub::TranscriptEntry;
-pub use plan::{Expectations, FirmwarePlan, GatewayPlan, Plan, PlanError, Step, SubdevicePlan};
-pub use run::{DeviceRow, RunReport, reports_for, run};
+pub use files::discover;
+pub use import::{ImportError, Imported, import_log};
+pub use plan::{
+    Bounds, BurnerPlan, Condition, Expectations, FirmwarePlan, GatewayPlan, GatewayRun, Plan,
+    PlanError, Step, SubdevicePlan,
+};
+pub use report::{JsonReport, html_timeline, junit_xml};
+pub use run::{DeviceRow, RunReport, reports_for, run, run_all, run_seeded};
 pub use timeline::describe_entry;
-pub use world::{World, WorldError};
+pub use world::{Note, World, WorldError};
 
 /// The seed demo scenario, built into the binary.
 pub const SEED_DEMO: &str = include_str!("../catalog/seed-demo.toml");

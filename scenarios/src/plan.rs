@@ -1,12 +1,20 @@
-//! The scenario file format: raw TOML types with `deny_unknown_fields`, validated into a
-//! [`Plan`] that the runner executes. Errors name the file, the line and the field.
+//! The scenario file format: raw TOML types with `deny_unknown_fields` (`plan/raw.rs`),
+//! validated (`plan/validate.rs`) into a [`Plan`] that the runner executes. Errors name the
+//! file, the line and the field.
+
+mod locate;
+mod raw;
+mod validate;
+mod validate_expect;
 
 use fake_cos::FaultRule;
-use fake_hub::PushMethod;
+use gateway::download::{DownloadConfig, RetryPolicy, Timeouts};
 use otasim_protocol::DeviceId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a scenario file was refused.
@@ -29,10 +37,12 @@ pub enum PlanError {
         message: String,
     },
     /// The file parses but says something impossible.
-    #[error("{path}: {field}: {reason}")]
+    #[error("{path}:{}: {field}: {reason}", line.map_or_else(|| "?".to_owned(), |l| l.to_string()))]
     Invalid {
         /// The file.
         path: PathBuf,
+        /// The 1-based line of the field, when it could be found.
+        line: Option<usize>,
         /// The field, as a path (`subdevices[2].gateway`).
         field: String,
         /// Why.
@@ -40,105 +50,74 @@ pub enum PlanError {
     },
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawScenario {
-    name: String,
-    #[serde(default)]
-    description: String,
-    gateways: Vec<RawGateway>,
-    subdevices: Vec<RawSubdevice>,
-    #[serde(default)]
-    firmware: Vec<RawFirmware>,
-    #[serde(default)]
-    cos_faults: Vec<FaultRule>,
-    #[serde(default)]
-    steps: Vec<RawStep>,
-    #[serde(default)]
-    expect: RawExpect,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGateway {
-    product_id: String,
-    device_name: String,
-    secret: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSubdevice {
-    product_id: String,
-    device_name: String,
-    #[serde(default)]
-    gateway: Option<String>,
-    version: String,
-    #[serde(default)]
-    secret: Option<String>,
-    /// Bound on the hub (default true). An unbound subdevice gets online result -1.
-    #[serde(default = "yes")]
-    bound: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFirmware {
-    product_id: String,
-    version: String,
-    size: u64,
-    #[serde(default)]
-    seed: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-enum RawStep {
-    /// Wait until every bound subdevice has reported a version to the hub.
-    WaitOnline {
+/// How a gateway of the fleet runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GatewayRun {
+    /// Our gateway, in process.
+    #[default]
+    Builtin,
+    /// Another gateway, as a child process. In `args`, `{device_info}` is the path of the
+    /// SDKs' `device_info.json` written from the fleet, `{hub_host}` and `{hub_port}` the hub's
+    /// MQTT address, `{state_dir}` a directory kept across reboots.
+    Command {
+        /// The program.
+        program: String,
+        /// Its arguments, with the placeholders above.
         #[serde(default)]
-        timeout_ms: Option<u64>,
+        args: Vec<String>,
     },
-    Push {
-        product_id: String,
+}
+
+/// How a subdevice takes a burn: the gateway crate's simulated behaviours, plus `hang`, and a
+/// count of burns they apply to (the later ones succeed), counted across gateway reboots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BurnerPlan {
+    /// Every burn succeeds, taking `duration_ms`.
+    Ok {
+        /// How long a burn takes.
+        #[serde(default)]
+        duration_ms: u64,
+    },
+    /// The flash write fails at `percent`, for the first `times` burns (all if unset).
+    Fail {
+        /// 0 to 100.
+        #[serde(default)]
+        percent: u8,
+        /// How many burns fail before they succeed.
+        #[serde(default)]
+        times: Option<u32>,
+    },
+    /// The burn never ends, for the first `times` burns (all if unset): only a reboot frees it.
+    Hang {
+        /// How many burns hang before they succeed.
+        #[serde(default)]
+        times: Option<u32>,
+    },
+    /// The burn works but the device then runs `version`, for the first `times` burns.
+    WrongVersion {
+        /// What the device runs after the burn.
         version: String,
-        method: RawMethod,
+        /// How many burns lie before they tell the truth.
         #[serde(default)]
-        devices: Option<Vec<String>>,
-        #[serde(default)]
-        from_versions: Option<Vec<String>>,
+        times: Option<u32>,
     },
-    /// Wait until every device of every task so far is final.
-    WaitTasks {
+    /// The device stops answering at `percent` of the burn, for the first `times` burns.
+    Offline {
+        /// 0 to 100.
         #[serde(default)]
-        timeout_ms: Option<u64>,
+        percent: u8,
+        /// How many burns find it offline.
+        #[serde(default)]
+        times: Option<u32>,
     },
 }
 
-/// The console's three push methods (protocol.md section 7).
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RawMethod {
-    Versions,
-    DevicesAndVersions,
-    Devices,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawExpect {
-    #[serde(default)]
-    versions: BTreeMap<String, String>,
-    #[serde(default)]
-    reports: BTreeMap<String, Vec<String>>,
-    #[serde(default)]
-    online_results: BTreeMap<String, i64>,
-    #[serde(default)]
-    untouched: Vec<String>,
+impl Default for BurnerPlan {
+    fn default() -> Self {
+        BurnerPlan::Ok { duration_ms: 0 }
+    }
 }
 
 /// A gateway of the fleet.
@@ -148,6 +127,10 @@ pub struct GatewayPlan {
     pub id: DeviceId,
     /// Its base64 secret.
     pub secret: String,
+    /// Built in, or an external command.
+    pub run: GatewayRun,
+    /// Images larger than this are refused.
+    pub max_image_bytes: u64,
 }
 
 /// A subdevice of the fleet.
@@ -163,9 +146,11 @@ pub struct SubdevicePlan {
     pub secret: String,
     /// Whether the hub has it bound to its gateway.
     pub bound: bool,
+    /// How it takes a burn.
+    pub burner: BurnerPlan,
 }
 
-/// A firmware image, generated from a seed.
+/// A firmware image, generated from a seed or read from a file.
 #[derive(Debug, Clone)]
 pub struct FirmwarePlan {
     /// The product.
@@ -176,12 +161,23 @@ pub struct FirmwarePlan {
     pub size_bytes: u64,
     /// Seed of the generated bytes.
     pub seed: u64,
+    /// The bytes of a firmware file, if the image came from one.
+    pub file_bytes: Option<Arc<Vec<u8>>>,
 }
 
 impl FirmwarePlan {
-    /// The image bytes: deterministic for a seed and size.
+    /// The image bytes: deterministic for a seed and size (or the file's bytes).
     pub fn bytes(&self) -> Vec<u8> {
-        let mut x = self.seed ^ 0x9E37_79B9_7F4A_7C15;
+        self.bytes_with(0)
+    }
+
+    /// The image bytes under a run seed: run seed 0 gives [`FirmwarePlan::bytes`].
+    pub fn bytes_with(&self, run_seed: u64) -> Vec<u8> {
+        if let Some(file) = &self.file_bytes {
+            return file.as_ref().clone();
+        }
+        let mut x =
+            (self.seed ^ run_seed.wrapping_mul(0xD1B5_4A32_D192_ED03)) ^ 0x9E37_79B9_7F4A_7C15;
         (0..self.size_bytes)
             .map(|_| {
                 // xorshift64*: cheap, deterministic, not compressible by accident.
@@ -192,6 +188,69 @@ impl FirmwarePlan {
             })
             .collect()
     }
+
+    /// The fake COS object the hub stores it under.
+    pub fn object(&self) -> String {
+        format!("{}_{}", self.product_id, self.version)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+}
+
+/// A milestone a `wait_until` step waits for.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// Fake COS sent at least this many firmware bytes, in 2xx bodies (of one object, or in all).
+    CosBytes {
+        /// The object, or every object.
+        object: Option<String>,
+        /// Bytes.
+        at_least: u64,
+    },
+    /// Fake COS answered at least this many requests (for one object, or in all).
+    CosRequests {
+        /// The object, or every object.
+        object: Option<String>,
+        /// Requests.
+        at_least: u64,
+    },
+    /// The hub received `count` reports of `state` from `device` (with at least this percent).
+    Report {
+        /// The subdevice.
+        device: DeviceId,
+        /// `downloading`, `burning`, `done`, `fail`, or `version` for `report_version`.
+        state: String,
+        /// For `downloading`: the lowest percent that counts.
+        percent_at_least: Option<u8>,
+        /// How many such reports.
+        count: usize,
+    },
+    /// The hub shows `device`'s update in `state` (`pushed`, `downloading`, ..., `failed`).
+    HubState {
+        /// The subdevice.
+        device: DeviceId,
+        /// The state label.
+        state: String,
+    },
+    /// The gateway connected at least this many times.
+    Connects {
+        /// The gateway.
+        gateway: DeviceId,
+        /// Connections.
+        at_least: u64,
+    },
+    /// The hub sees the gateway offline (after a kill, once the broker noticed).
+    Offline {
+        /// The gateway.
+        gateway: DeviceId,
+    },
 }
 
 /// One step of a scenario.
@@ -209,6 +268,80 @@ pub enum Step {
         /// How long at most.
         timeout: Duration,
     },
+    /// Wait for a milestone.
+    WaitUntil {
+        /// The milestone.
+        condition: Condition,
+        /// How long at most.
+        timeout: Duration,
+    },
+    /// Cut a gateway's power: it stops where it is.
+    KillGateway(DeviceId),
+    /// Start (or reboot, on the same disk) a gateway.
+    StartGateway(DeviceId),
+    /// The broker drops a gateway's connection.
+    Kick(DeviceId),
+    /// Install a COS fault from now on.
+    AddCosFault(FaultRule),
+    /// Move fake COS's clock forward (signed URLs expire).
+    AdvanceCosClock(Duration),
+    /// A console push with task options (timeout, retries, rate limit, override).
+    PushTask(fake_hub::TaskRequest),
+    /// Install a hub fault from now on.
+    AddHubFault(fake_hub::HubFaultRule),
+    /// The console cancels a task (ids count from 1 in push order).
+    CancelTask(u64),
+    /// Move the hub's clock forward (task timeouts and retries fire).
+    AdvanceHubClock(Duration),
+}
+
+impl Step {
+    /// The step's action name, as written in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::WaitOnline { .. } => "wait_online",
+            Step::Push(_) => "push",
+            Step::WaitTasks { .. } => "wait_tasks",
+            Step::WaitUntil { .. } => "wait_until",
+            Step::KillGateway(_) => "kill_gateway",
+            Step::StartGateway(_) => "start_gateway",
+            Step::Kick(_) => "kick",
+            Step::AddCosFault(_) => "add_cos_fault",
+            Step::AdvanceCosClock(_) => "advance_cos_clock",
+            Step::PushTask(_) => "push",
+            Step::AddHubFault(_) => "add_hub_fault",
+            Step::CancelTask(_) => "cancel_task",
+            Step::AdvanceHubClock(_) => "advance_hub_clock",
+        }
+    }
+}
+
+/// Inclusive bounds on a count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Bounds {
+    /// At least.
+    pub min: Option<u64>,
+    /// At most.
+    pub max: Option<u64>,
+}
+
+impl Bounds {
+    /// Whether `n` is inside.
+    pub fn holds(&self, n: u64) -> bool {
+        self.min.is_none_or(|m| n >= m) && self.max.is_none_or(|m| n <= m)
+    }
+}
+
+impl std::fmt::Display for Bounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.min, self.max) {
+            (Some(a), Some(b)) if a == b => write!(f, "exactly {a}"),
+            (Some(a), Some(b)) => write!(f, "{a}..={b}"),
+            (Some(a), None) => write!(f, ">= {a}"),
+            (None, Some(b)) => write!(f, "<= {b}"),
+            (None, None) => f.write_str("anything"),
+        }
+    }
 }
 
 /// What must hold at the end.
@@ -216,12 +349,24 @@ pub enum Step {
 pub struct Expectations {
     /// Final versions on the hub.
     pub versions: BTreeMap<DeviceId, String>,
-    /// Exact report sequences (`downloading 0`, `burning`, `done`, `fail -4`) per device.
+    /// Report sequences (`downloading 0`, `downloading*`, `burning`, `done`, `fail -4`) per device.
     pub reports: BTreeMap<DeviceId, Vec<String>>,
     /// The result the hub answered `online` with.
     pub online_results: BTreeMap<DeviceId, i64>,
     /// Devices that must receive no `update_firmware`.
     pub untouched: Vec<DeviceId>,
+    /// The final result per device: `succeeded`, `failed -4`, `untouched`, `burning`, ...
+    pub results: BTreeMap<DeviceId, String>,
+    /// Body bytes the gateway fetched for the download each device's command started.
+    pub bytes_downloaded: BTreeMap<DeviceId, Bounds>,
+    /// Firmware bytes fake COS sent in all (bodies of 2xx answers).
+    pub cos_bytes_sent: Option<Bounds>,
+    /// GET requests fake COS answered.
+    pub cos_requests: Option<Bounds>,
+    /// Each task's summary (`{succeeded = 3}`), oldest first.
+    pub tasks: Option<Vec<BTreeMap<String, usize>>>,
+    /// No report or command for any device not listed in `reports`, no refused publish.
+    pub nothing_else: bool,
 }
 
 /// A validated scenario.
@@ -233,6 +378,14 @@ pub struct Plan {
     pub name: String,
     /// What it models.
     pub description: String,
+    /// The seed of every generated image (overridden by `otasim run --seed`).
+    pub seed: u64,
+    /// Factor on the gateway's download timeouts and retry delays (1.0: real time).
+    pub time_scale: f64,
+    /// Requests per download before the gateway gives up (its default if unset).
+    pub download_attempts: Option<u32>,
+    /// How often the gateway makes a download durable (its default, 1 MiB, if unset).
+    pub checkpoint_bytes: Option<u64>,
     /// The gateways.
     pub gateways: Vec<GatewayPlan>,
     /// The subdevices.
@@ -241,14 +394,39 @@ pub struct Plan {
     pub firmware: Vec<FirmwarePlan>,
     /// COS faults installed before the steps run.
     pub cos_faults: Vec<FaultRule>,
+    /// Hub faults installed before the gateways start.
+    pub hub_faults: Vec<fake_hub::HubFaultRule>,
     /// The steps, in order.
     pub steps: Vec<Step>,
     /// What must hold at the end.
     pub expect: Expectations,
 }
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
-const DEFAULT_SUB_SECRET: &str = "c3ViZGV2aWNlLXNlY3JldA==";
+/// The parser's message, plus the line of an unknown field's key: the parser points at the
+/// table that holds it, which for `[[steps]]` may be a few lines up.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let mut message = e.to_string().trim_end().to_owned();
+    let unknown = message
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_owned);
+    if let (Some(key), Some(span)) = (unknown, e.span()) {
+        let from = text[..span.start.min(text.len())].matches('\n').count();
+        let at = text.lines().enumerate().skip(from).find(|(_, l)| {
+            let l = l.trim_start();
+            l.strip_prefix(key.as_str())
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        });
+        if let Some((i, _)) = at {
+            message.push_str(&format!("\n(unknown field `{key}` is at line {})", i + 1));
+        }
+    }
+    message
+}
+
+/// Default wait of a waiting step.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Plan {
     /// Reads and validates a scenario file.
@@ -260,217 +438,49 @@ impl Plan {
         Plan::parse(path, &text)
     }
 
-    /// Validates scenario text; `path` is for messages.
+    /// Validates scenario text; `path` is for messages and for firmware files (relative to it).
     pub fn parse(path: &Path, text: &str) -> Result<Plan, PlanError> {
-        let raw: RawScenario = toml::from_str(text).map_err(|e| PlanError::Syntax {
+        let raw: raw::RawScenario = toml::from_str(text).map_err(|e| PlanError::Syntax {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: syntax_message(text, &e),
         })?;
-        Validator { path }.plan(raw)
-    }
-}
-
-struct Validator<'a> {
-    path: &'a Path,
-}
-
-impl Validator<'_> {
-    fn invalid(&self, field: impl Into<String>, reason: impl std::fmt::Display) -> PlanError {
-        PlanError::Invalid {
-            path: self.path.to_owned(),
-            field: field.into(),
-            reason: reason.to_string(),
-        }
+        validate::Validator { path, text }.plan(raw)
     }
 
-    fn id(&self, field: String, pid: &str, dn: &str) -> Result<DeviceId, PlanError> {
-        DeviceId::new(pid, dn).map_err(|e| self.invalid(field, e))
-    }
-
-    fn named(&self, field: String, text: &str) -> Result<DeviceId, PlanError> {
-        let (pid, dn) = text.split_once('/').ok_or_else(|| {
-            self.invalid(field.clone(), format!("{text:?} is not PRODUCT/DEVICE"))
-        })?;
-        self.id(field, pid, dn)
-    }
-
-    fn plan(&self, raw: RawScenario) -> Result<Plan, PlanError> {
-        if raw.gateways.is_empty() {
-            return Err(self.invalid("gateways", "at least one gateway is needed"));
-        }
-        let gateways = raw
-            .gateways
-            .iter()
-            .enumerate()
-            .map(|(i, g)| {
-                Ok(GatewayPlan {
-                    id: self.id(format!("gateways[{i}]"), &g.product_id, &g.device_name)?,
-                    secret: g.secret.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, PlanError>>()?;
-        let subdevices = self.subdevices(&raw.subdevices, &gateways)?;
-        let known = |id: &DeviceId| subdevices.iter().any(|s| &s.id == id);
-        let firmware = raw
-            .firmware
-            .iter()
-            .map(|f| FirmwarePlan {
-                product_id: f.product_id.clone(),
-                version: f.version.clone(),
-                size_bytes: f.size,
-                seed: f.seed,
-            })
-            .collect();
-        let steps = raw
-            .steps
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| self.step(i, s))
-            .collect::<Result<Vec<_>, PlanError>>()?;
-        let expect = self.expect(raw.expect, &known)?;
-        Ok(Plan {
-            path: self.path.to_owned(),
-            name: raw.name,
-            description: raw.description,
-            gateways,
-            subdevices,
-            firmware,
-            cos_faults: raw.cos_faults,
-            steps,
-            expect,
-        })
-    }
-
-    fn step(&self, i: usize, raw: RawStep) -> Result<Step, PlanError> {
-        Ok(match raw {
-            RawStep::WaitOnline { timeout_ms } => Step::WaitOnline {
-                timeout: timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
-            },
-            RawStep::WaitTasks { timeout_ms } => Step::WaitTasks {
-                timeout: timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
-            },
-            RawStep::Push {
-                product_id,
-                version,
-                method,
-                devices,
-                from_versions,
-            } => {
-                let need = |v: Option<Vec<String>>, name: &str| {
-                    v.ok_or_else(|| {
-                        self.invalid(
-                            format!("steps[{i}].{name}"),
-                            format!("required by method {method:?}"),
-                        )
-                    })
-                };
-                let refuse = |v: &Option<Vec<String>>, name: &str| match v {
-                    Some(_) => Err(self.invalid(
-                        format!("steps[{i}].{name}"),
-                        format!("not used by method {method:?}"),
-                    )),
-                    None => Ok(()),
-                };
-                let method = match method {
-                    RawMethod::Versions => {
-                        refuse(&devices, "devices")?;
-                        PushMethod::Versions {
-                            from_versions: need(from_versions, "from_versions")?,
-                        }
-                    }
-                    RawMethod::DevicesAndVersions => PushMethod::DevicesAndVersions {
-                        devices: need(devices, "devices")?,
-                        from_versions: need(from_versions, "from_versions")?,
-                    },
-                    RawMethod::Devices => {
-                        refuse(&from_versions, "from_versions")?;
-                        PushMethod::Devices {
-                            devices: need(devices, "devices")?,
-                        }
-                    }
-                };
-                Step::Push(fake_hub::PushRequest {
-                    product_id,
-                    version,
-                    method,
-                })
+    /// The gateway's download settings under this plan's time scale.
+    pub fn download_config(&self) -> DownloadConfig {
+        let mut config = DownloadConfig::default();
+        if let Some(every) = self.checkpoint_bytes.and_then(std::num::NonZeroU64::new) {
+            config.checkpoint = gateway::download::CheckpointPolicy::EveryBytes(every);
+            // Bytes still in the write buffer are not stored, so cannot be checkpointed.
+            let buffer = usize::try_from(every.get())
+                .ok()
+                .and_then(std::num::NonZeroUsize::new);
+            if let Some(b) = buffer.filter(|b| *b < config.write_buffer_bytes) {
+                config.write_buffer_bytes = b;
             }
-        })
+        }
+        let s = |d: Duration| d.mul_f64(self.time_scale).max(Duration::from_millis(1));
+        let t = config.timeouts;
+        if let Ok(timeouts) = Timeouts::new(s(t.connect()), s(t.first_byte()), s(t.idle())) {
+            config.timeouts = timeouts;
+        }
+        let r = config.retry;
+        let attempts = self
+            .download_attempts
+            .and_then(NonZeroU32::new)
+            .unwrap_or(r.max_attempts());
+        let base = s(Duration::from_millis(500));
+        if let Ok(retry) =
+            RetryPolicy::new(attempts, s(r.max_total()), base, s(Duration::from_secs(30)))
+        {
+            config.retry = retry;
+        }
+        config
     }
 
-    fn subdevices(
-        &self,
-        raw: &[RawSubdevice],
-        gateways: &[GatewayPlan],
-    ) -> Result<Vec<SubdevicePlan>, PlanError> {
-        raw.iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let id = self.id(format!("subdevices[{i}]"), &s.product_id, &s.device_name)?;
-                let gateway = match &s.gateway {
-                    Some(g) => self.named(format!("subdevices[{i}].gateway"), g)?,
-                    None if gateways.len() == 1 => gateways[0].id.clone(),
-                    None => {
-                        return Err(self.invalid(
-                            format!("subdevices[{i}].gateway"),
-                            "required when there are several gateways",
-                        ));
-                    }
-                };
-                if !gateways.iter().any(|g| g.id == gateway) {
-                    return Err(self.invalid(
-                        format!("subdevices[{i}].gateway"),
-                        format!("no gateway {gateway}"),
-                    ));
-                }
-                Ok(SubdevicePlan {
-                    id,
-                    gateway,
-                    version: s.version.clone(),
-                    secret: s
-                        .secret
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_SUB_SECRET.to_owned()),
-                    bound: s.bound,
-                })
-            })
-            .collect()
-    }
-
-    fn expect(
-        &self,
-        raw: RawExpect,
-        known: &dyn Fn(&DeviceId) -> bool,
-    ) -> Result<Expectations, PlanError> {
-        let mut out = Expectations::default();
-        let check = |field: String, text: &str| -> Result<DeviceId, PlanError> {
-            let id = self.named(field.clone(), text)?;
-            if known(&id) {
-                Ok(id)
-            } else {
-                Err(self.invalid(field, format!("no subdevice {id} in the fleet")))
-            }
-        };
-        for (k, v) in raw.versions {
-            out.versions
-                .insert(check(format!("expect.versions.{k}"), &k)?, v);
-        }
-        for (k, v) in raw.reports {
-            for (i, r) in v.iter().enumerate() {
-                crate::expect::parse_report_pattern(r)
-                    .map_err(|e| self.invalid(format!("expect.reports.{k}[{i}]"), e))?;
-            }
-            out.reports
-                .insert(check(format!("expect.reports.{k}"), &k)?, v);
-        }
-        for (k, v) in raw.online_results {
-            out.online_results
-                .insert(check(format!("expect.online_results.{k}"), &k)?, v);
-        }
-        for (i, k) in raw.untouched.iter().enumerate() {
-            out.untouched
-                .push(check(format!("expect.untouched[{i}]"), k)?);
-        }
-        Ok(out)
+    /// Every device named in the fleet.
+    pub fn subdevice(&self, id: &DeviceId) -> Option<&SubdevicePlan> {
+        self.subdevices.iter().find(|s| &s.id == id)
     }
 }

@@ -1,20 +1,17 @@
-//! Running a plan in a fresh world and judging the outcome.
+//! Running a plan in a fresh world, alone or many side by side, and reporting the outcome.
 
-use crate::expect::{describe_report, parse_report_pattern, sequence_matches};
-use crate::plan::{Plan, Step};
-use crate::world::{World, WorldError};
+use crate::judge::{Judgement, judge, rows};
+use crate::plan::Plan;
+use crate::steps::run_step;
+use crate::world::{Note, World, WorldError};
 use fake_cos::JournalEntry;
-use fake_hub::{Direction, TranscriptEntry, UpdateState};
-use gateway::GatewayEvent;
-use otasim_protocol::{
-    DeviceId, DeviceOtaMessage, GatewayReply, OperationType, ProgressReport, Topic,
-};
+use fake_hub::{Direction, TranscriptEntry};
+use otasim_protocol::{DeviceId, DeviceOtaMessage, ProgressReport, Topic};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use std::time::Instant;
+use tokio::sync::{Semaphore, mpsc};
 
 /// One row of the final table: what happened to a subdevice.
 #[derive(Debug, Clone, Serialize)]
@@ -43,33 +40,57 @@ pub struct RunReport {
     pub name: String,
     /// Its file.
     pub path: String,
+    /// What it models.
+    pub description: String,
+    /// The seed every generated image came from; `otasim replay SEED PATH` runs it again.
+    pub seed: u64,
     /// Whether every step and expectation held.
     pub passed: bool,
     /// What did not hold, first divergence first.
     pub failures: Vec<String>,
+    /// The transcript around the first divergence (`>>` marks it).
+    pub context: Vec<String>,
     /// Per subdevice, in fleet order.
     pub devices: Vec<DeviceRow>,
     /// Every MQTT message and connection event the hub saw.
     pub transcript: Vec<TranscriptEntry>,
-    /// Every HTTP request fake COS answered.
+    /// Every HTTP request fake COS answered (Range, status, bytes, fault fired).
     pub cos_journal: Vec<JournalEntry>,
+    /// Runner actions and HTTP requests placed in the transcript's order.
+    pub notes: Vec<Note>,
+    /// Every task as the console shows it at the end, with each device's state history.
+    pub tasks: Vec<fake_hub::TaskStatus>,
     /// Wall time of the run, for the record (never asserted).
     pub elapsed_ms: u64,
 }
 
-/// Runs `plan` in a fresh world. `timeline`, if given, receives transcript entries live.
+/// Runs `plan` in a fresh world under its own seed. `timeline`, if given, receives transcript
+/// entries live.
 pub async fn run(
     plan: &Plan,
     timeline: Option<mpsc::UnboundedSender<TranscriptEntry>>,
 ) -> Result<RunReport, WorldError> {
+    run_seeded(plan, plan.seed, timeline).await
+}
+
+/// Runs `plan` in a fresh world with every generated image drawn from `seed`.
+pub async fn run_seeded(
+    plan: &Plan,
+    seed: u64,
+    timeline: Option<mpsc::UnboundedSender<TranscriptEntry>>,
+) -> Result<RunReport, WorldError> {
     let started = Instant::now();
+    let mut seeded = plan.clone();
+    seeded.seed = seed;
+    let plan = &seeded;
     let mut world = World::build(plan).await?;
     let forwarder = timeline.map(|tx| Forwarder::start(&world, tx));
     world.start_gateways()?;
-    let mut failures = Vec::new();
+    let mut step_failure = None;
     for (i, step) in plan.steps.iter().enumerate() {
-        if let Err(why) = run_step(&world, plan, step).await {
-            failures.push(format!("step {} ({}): {why}", i + 1, step_name(step)));
+        if let Err(why) = run_step(&mut world, plan, step).await {
+            let at = world.hub.transcript().len() as u64;
+            step_failure = Some((at, format!("step {} ({}): {why}", i + 1, step.name())));
             break;
         }
     }
@@ -79,19 +100,69 @@ pub async fn run(
     }
     let events = world.gateway_events();
     let devices = rows(plan, &world, &transcript, &events);
-    failures.extend(judge(plan, &devices, &transcript));
+    let cos_journal = world.cos.journal();
+    let tasks = world.hub.tasks();
+    let summaries: Vec<_> = tasks.iter().map(|t| t.summary.clone()).collect();
+    let Judgement { failures, context } = judge(
+        plan,
+        &devices,
+        &transcript,
+        &cos_journal,
+        &summaries,
+        step_failure,
+    );
     let report = RunReport {
         name: plan.name.clone(),
         path: plan.path.display().to_string(),
+        description: plan.description.clone(),
+        seed,
         passed: failures.is_empty(),
         failures,
+        context,
         devices,
         transcript,
-        cos_journal: world.cos.journal(),
+        cos_journal,
+        notes: world.notes(),
+        tasks,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
     world.shutdown().await;
     Ok(report)
+}
+
+/// Runs every plan, at most `jobs` at once, each in its own world; `seed` overrides each
+/// plan's. `done` hears of each as it finishes; the results come back in `plans` order.
+pub async fn run_all(
+    plans: &[Plan],
+    seed: Option<u64>,
+    jobs: usize,
+    mut done: impl FnMut(&Plan, &Result<RunReport, WorldError>),
+) -> Vec<Result<RunReport, WorldError>> {
+    let gate = Arc::new(Semaphore::new(jobs.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let (plan, gate) = (plan.clone(), Arc::clone(&gate));
+        set.spawn(async move {
+            let _permit = gate
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let seed = seed.unwrap_or(plan.seed);
+            (i, run_seeded(&plan, seed, None).await)
+        });
+    }
+    let mut out: Vec<Option<Result<RunReport, WorldError>>> = plans.iter().map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, result) = match joined {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        done(&plans[i], &result);
+        out[i] = Some(result);
+    }
+    out.into_iter()
+        .map(|r| r.expect("every task reported"))
+        .collect()
 }
 
 /// Streams transcript entries to a live timeline, and on `finish` sends whatever the live
@@ -132,214 +203,26 @@ impl Forwarder {
     }
 }
 
-fn step_name(step: &Step) -> &'static str {
-    match step {
-        Step::WaitOnline { .. } => "wait_online",
-        Step::Push(_) => "push",
-        Step::WaitTasks { .. } => "wait_tasks",
-    }
-}
-
-async fn run_step(world: &World, plan: &Plan, step: &Step) -> Result<(), String> {
-    match step {
-        Step::WaitOnline { timeout } => {
-            let bound: Vec<&DeviceId> = plan
-                .subdevices
-                .iter()
-                .filter(|s| s.bound)
-                .map(|s| &s.id)
-                .collect();
-            let ok = world
-                .hub
-                .wait_until(*timeout, |hub| {
-                    bound
-                        .iter()
-                        .all(|id| hub.device(id).is_some_and(|d| d.version.is_some()))
-                })
-                .await;
-            if ok {
-                return Ok(());
-            }
-            let missing: Vec<String> = bound
-                .iter()
-                .filter(|id| world.hub.device(id).is_none_or(|d| d.version.is_none()))
-                .map(|id| id.to_string())
-                .collect();
-            Err(format!(
-                "after {}, no version report from {}",
-                fmt_dur(*timeout),
-                missing.join(", ")
-            ))
-        }
-        Step::Push(request) => world
-            .hub
-            .push(request.clone())
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Step::WaitTasks { timeout } => {
-            let ok = world
-                .hub
-                .wait_until(*timeout, |hub| hub.tasks().iter().all(|t| t.is_finished()))
-                .await;
-            if ok {
-                return Ok(());
-            }
-            let pending: Vec<String> = world
-                .hub
-                .tasks()
-                .iter()
-                .flat_map(|t| t.devices.values())
-                .filter(|d| !d.state.is_final())
-                .map(|d| format!("{} {}", d.device, d.state.label()))
-                .collect();
-            Err(format!(
-                "after {}, still running: {}",
-                fmt_dur(*timeout),
-                pending.join(", ")
-            ))
-        }
-    }
-}
-
-fn fmt_dur(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
-}
-
 /// The progress reports the hub received about `device`, in order.
 pub fn reports_for(transcript: &[TranscriptEntry], device: &DeviceId) -> Vec<ProgressReport> {
+    report_entries(transcript, device)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// The progress reports about `device` with the transcript position of each.
+pub(crate) fn report_entries(
+    transcript: &[TranscriptEntry],
+    device: &DeviceId,
+) -> Vec<(u64, ProgressReport)> {
     let topic = Topic::OtaReport(device.clone()).to_string();
     transcript
         .iter()
         .filter(|e| e.direction == Direction::In && e.topic == topic)
         .filter_map(|e| match DeviceOtaMessage::parse(e.payload.as_bytes()) {
-            Ok(DeviceOtaMessage::ReportProgress(r)) => Some(r),
+            Ok(DeviceOtaMessage::ReportProgress(r)) => Some((e.seq, r)),
             _ => None,
         })
         .collect()
-}
-
-fn online_results(transcript: &[TranscriptEntry]) -> BTreeMap<DeviceId, i64> {
-    let mut out = BTreeMap::new();
-    for e in transcript.iter().filter(|e| e.direction == Direction::Out) {
-        let Ok(Topic::GatewayOperationResult(_)) = e.topic.parse::<Topic>() else {
-            continue;
-        };
-        let Ok(reply) = GatewayReply::parse(e.payload.as_bytes()) else {
-            continue;
-        };
-        if reply.kind != OperationType::Online {
-            continue;
-        }
-        for d in &reply.devices {
-            if let (Ok(id), Some(r)) = (d.id(), d.result) {
-                out.insert(id, r);
-            }
-        }
-    }
-    out
-}
-
-fn commands_to(transcript: &[TranscriptEntry], device: &DeviceId) -> usize {
-    let topic = Topic::OtaUpdate(device.clone()).to_string();
-    transcript
-        .iter()
-        .filter(|e| e.direction == Direction::Out && e.topic == topic)
-        .filter(|e| e.message_type().as_deref() == Some("update_firmware"))
-        .count()
-}
-
-fn rows(
-    plan: &Plan,
-    world: &World,
-    transcript: &[TranscriptEntry],
-    events: &[(DeviceId, GatewayEvent)],
-) -> Vec<DeviceRow> {
-    plan.subdevices
-        .iter()
-        .map(|s| {
-            let status = world.hub.device(&s.id);
-            let update = status.as_ref().and_then(|d| d.update.clone());
-            let result = match &update {
-                None if commands_to(transcript, &s.id) == 0 => "untouched".to_owned(),
-                None => "no task".to_owned(),
-                Some(u) => match &u.state {
-                    UpdateState::Failed { code, message } => format!("failed {code} ({message})"),
-                    other => other.label().to_owned(),
-                },
-            };
-            let update_ms = update.as_ref().and_then(|u| {
-                let first = u.history.first()?.0;
-                let last = u.history.last().filter(|(_, st)| st.is_final())?.0;
-                Some(last - first)
-            });
-            let bytes_downloaded = events
-                .iter()
-                .filter_map(|(_, e)| match e {
-                    GatewayEvent::ImageFetched {
-                        device,
-                        bytes_transferred,
-                        ..
-                    } if device == &s.id => Some(*bytes_transferred),
-                    _ => None,
-                })
-                .sum();
-            DeviceRow {
-                device: s.id.to_string(),
-                version_before: s.version.clone(),
-                version_after: status.and_then(|d| d.version),
-                result,
-                bytes_downloaded,
-                update_ms,
-                reports: reports_for(transcript, &s.id)
-                    .iter()
-                    .map(describe_report)
-                    .collect(),
-            }
-        })
-        .collect()
-}
-
-fn judge(plan: &Plan, devices: &[DeviceRow], transcript: &[TranscriptEntry]) -> Vec<String> {
-    let mut failures = Vec::new();
-    let row = |id: &DeviceId| devices.iter().find(|r| r.device == id.to_string());
-    for (id, want) in &plan.expect.versions {
-        let got = row(id).and_then(|r| r.version_after.clone());
-        if got.as_deref() != Some(want.as_str()) {
-            failures.push(format!(
-                "{id}: expected version {want}, hub has {}",
-                got.as_deref().unwrap_or("none")
-            ));
-        }
-    }
-    for (id, want) in &plan.expect.reports {
-        let patterns: Vec<_> = want
-            .iter()
-            .map(|p| parse_report_pattern(p).expect("validated when the plan was loaded"))
-            .collect();
-        let got = reports_for(transcript, id);
-        if !sequence_matches(&patterns, &got) {
-            let got: Vec<String> = got.iter().map(describe_report).collect();
-            failures.push(format!(
-                "{id}: expected reports [{}], got [{}]",
-                want.join(", "),
-                got.join(", ")
-            ));
-        }
-    }
-    let online = online_results(transcript);
-    for (id, want) in &plan.expect.online_results {
-        if online.get(id) != Some(want) {
-            failures.push(format!(
-                "{id}: expected online result {want}, got {:?}",
-                online.get(id)
-            ));
-        }
-    }
-    for id in &plan.expect.untouched {
-        let n = commands_to(transcript, id);
-        if n > 0 {
-            failures.push(format!("{id}: expected untouched, got {n} update_firmware"));
-        }
-    }
-    failures
 }

@@ -1,15 +1,18 @@
 //! A world for one scenario: fake COS, fake hub and gateways, on loopback with their own ports
 //! and temp directories, so scenarios run side by side.
 
-use crate::plan::Plan;
+use crate::burner::ScenarioBurner;
+use crate::plan::{GatewayRun, Plan};
 use bytes::Bytes;
-use fake_cos::{Cos, CosConfig};
+use fake_cos::{Cos, CosConfig, FaultRule, Verdict};
 use fake_hub::{FirmwareStore, Hub, HubConfig};
-use gateway::{Gateway, GatewayConfig, GatewayEvent, HubAddress, SubdeviceConfig};
-use otasim_protocol::DeviceId;
+use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayOptions, HubAddress, SubdeviceConfig};
+use otasim_protocol::{DeviceId, DeviceInfo};
+use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// Why a world could not be built (infrastructure, not a scenario failure).
@@ -26,6 +29,21 @@ pub enum WorldError {
     /// A fake would not start.
     #[error("{0}")]
     Start(String),
+}
+
+/// Something the runner did or saw besides MQTT, placed in the transcript's order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Note {
+    /// How many transcript entries existed when it happened.
+    pub after_seq: u64,
+    /// Milliseconds since the hub started (approximate for HTTP requests).
+    pub at_ms: f64,
+    /// `step`, `http` or `gateway`.
+    pub kind: String,
+    /// What happened.
+    pub text: String,
+    /// For `http`: the COS journal's request number.
+    pub cos_seq: Option<u64>,
 }
 
 /// Puts hub uploads on fake COS and signs URLs with it.
@@ -46,38 +64,59 @@ impl FirmwareStore for CosStore {
     }
 }
 
+enum Running {
+    Builtin(Gateway),
+    External(tokio::process::Child),
+}
+
+struct Slot {
+    config: GatewayConfig,
+    run: GatewayRun,
+    burner: Arc<ScenarioBurner>,
+    running: Option<Running>,
+}
+
+/// What the world's observers share.
+#[derive(Default)]
+struct Log {
+    events: Mutex<Vec<(DeviceId, GatewayEvent)>>,
+    notes: Mutex<Vec<Note>>,
+    transcript_len: AtomicU64,
+}
+
 /// The running parts of one scenario.
 pub struct World {
     /// The fake hub.
     pub hub: Hub,
     /// The fake COS.
     pub cos: Cos,
-    gateways: BTreeMap<DeviceId, Gateway>,
-    configs: BTreeMap<DeviceId, GatewayConfig>,
-    events: Arc<Mutex<Vec<(DeviceId, GatewayEvent)>>>,
+    slots: BTreeMap<DeviceId, Slot>,
+    log: Arc<Log>,
+    started: Instant,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
+fn start_err(what: &str) -> impl FnOnce(String) -> WorldError + '_ {
+    move |e| WorldError::Start(format!("{what}: {e}"))
+}
+
 impl World {
-    /// Starts COS and hub, registers the fleet, uploads firmware and installs COS faults; the
-    /// gateways are configured but not started.
+    /// Starts COS and hub, registers the fleet, uploads firmware (under the plan's seed) and
+    /// installs COS faults; the gateways are configured but not started.
     pub async fn build(plan: &Plan) -> Result<World, WorldError> {
+        let io = |what| move |source| WorldError::Io { what, source };
         let dir = tempfile::Builder::new()
             .prefix("otasim-")
             .tempdir()
-            .map_err(|source| WorldError::Io {
-                what: "temp dir",
-                source,
-            })?;
+            .map_err(io("temp dir"))?;
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|source| WorldError::Io {
-                what: "cos listener",
-                source,
-            })?;
+            .map_err(io("cos listener"))?;
         let cos = fake_cos::start(listener, CosConfig::default())
             .await
             .map_err(|e| WorldError::Start(format!("fake-cos: {e}")))?;
+        let started = Instant::now();
         let hub = Hub::start(HubConfig::loopback(), Arc::new(CosStore(cos.clone())))
             .await
             .map_err(|e| WorldError::Start(format!("fake-hub: {e}")))?;
@@ -87,97 +126,275 @@ impl World {
         for s in &plan.subdevices {
             hub.add_subdevice(&s.id, &s.secret, s.bound.then_some(&s.gateway), None);
         }
+        for (i, rule) in plan.hub_faults.iter().enumerate() {
+            hub.add_fault(rule.clone())
+                .map_err(|e| start_err("hub fault")(format!("hub_faults[{i}]: {e}")))?;
+        }
         for f in &plan.firmware {
-            hub.upload_firmware(&f.product_id, &f.version, f.bytes())
+            hub.upload_firmware(&f.product_id, &f.version, f.bytes_with(plan.seed))
                 .map_err(|e| {
-                    WorldError::Start(format!(
-                        "uploading firmware {}/{}: {e}",
-                        f.product_id, f.version
-                    ))
+                    start_err("uploading firmware")(format!("{}/{}: {e}", f.product_id, f.version))
                 })?;
         }
+        let mut world = World {
+            hub,
+            cos,
+            slots: BTreeMap::new(),
+            log: Arc::default(),
+            started,
+            watchers: Vec::new(),
+            _dir: dir,
+        };
         for rule in &plan.cos_faults {
-            // Installed for the world's lifetime: the guard is forgotten on purpose.
-            let guard = cos
-                .add_rule(rule.clone())
-                .map_err(|e| WorldError::Start(format!("cos fault: {e}")))?;
-            std::mem::forget(guard);
+            world.add_cos_fault(rule.clone())?;
         }
+        world.configure(plan)?;
+        world.watch();
+        Ok(world)
+    }
+
+    fn configure(&mut self, plan: &Plan) -> Result<(), WorldError> {
         let hub_addr = HubAddress {
             host: "127.0.0.1".into(),
-            port: hub.local_addr().port(),
+            port: self.hub.local_addr().port(),
         };
-        let configs = plan
-            .gateways
-            .iter()
-            .map(|g| {
-                let subdevices = plan
-                    .subdevices
+        for g in &plan.gateways {
+            let subs: Vec<_> = plan
+                .subdevices
+                .iter()
+                .filter(|s| s.gateway == g.id)
+                .collect();
+            let state_dir = self._dir.path().join(g.id.client_id());
+            let devices: Vec<_> = subs
+                .iter()
+                .map(|s| (s.id.clone(), s.version.clone(), s.burner.clone()))
+                .collect();
+            let burner =
+                ScenarioBurner::new(&state_dir.join("flash"), &devices).map_err(|source| {
+                    WorldError::Io {
+                        what: "simulated flash",
+                        source,
+                    }
+                })?;
+            let config = GatewayConfig {
+                device: g.id.clone(),
+                secret: g.secret.clone(),
+                hub: hub_addr.clone(),
+                subdevices: subs
                     .iter()
-                    .filter(|s| s.gateway == g.id)
                     .map(|s| SubdeviceConfig {
                         id: s.id.clone(),
                         factory_version: s.version.clone(),
                     })
-                    .collect();
-                let config = GatewayConfig {
-                    device: g.id.clone(),
-                    secret: g.secret.clone(),
-                    hub: hub_addr.clone(),
-                    subdevices,
-                    state_dir: dir.path().join(g.id.client_id()),
-                    max_image_bytes: 512 << 20,
-                    keepalive: Duration::from_secs(60),
-                    download: gateway::download::DownloadConfig::default(),
-                };
-                (g.id.clone(), config)
-            })
-            .collect();
-        Ok(World {
-            hub,
-            cos,
-            gateways: BTreeMap::new(),
-            configs,
-            events: Arc::default(),
-            _dir: dir,
-        })
-    }
-
-    /// Starts (or reboots, on the same state directory) every gateway that is not running.
-    pub fn start_gateways(&mut self) -> Result<(), WorldError> {
-        for (id, config) in &self.configs {
-            if self.gateways.contains_key(id) {
-                continue;
-            }
-            let gw = Gateway::start(config.clone())
-                .map_err(|e| WorldError::Start(format!("gateway {id}: {e}")))?;
-            let mut rx = gw.events();
-            let events = Arc::clone(&self.events);
-            let id2 = id.clone();
-            tokio::spawn(async move {
-                while let Ok(ev) = rx.recv().await {
-                    events
-                        .lock()
-                        .expect("event log lock")
-                        .push((id2.clone(), ev));
-                }
-            });
-            self.gateways.insert(id.clone(), gw);
+                    .collect(),
+                state_dir,
+                max_image_bytes: g.max_image_bytes,
+                keepalive: Duration::from_secs(60),
+                download: plan.download_config(),
+            };
+            self.slots.insert(
+                g.id.clone(),
+                Slot {
+                    config,
+                    run: g.run.clone(),
+                    burner: Arc::new(burner),
+                    running: None,
+                },
+            );
         }
         Ok(())
     }
 
-    /// What the gateways did so far.
+    /// Follows the transcript's length and stamps every COS request with it, so HTTP lands in
+    /// the right place of the timeline.
+    fn watch(&mut self) {
+        let mut live = self.hub.watch_transcript();
+        let log = Arc::clone(&self.log);
+        self.watchers.push(tokio::spawn(async move {
+            while let Ok(e) = live.recv().await {
+                log.transcript_len.fetch_max(e.seq + 1, Ordering::SeqCst);
+            }
+        }));
+        let (cos, log, started) = (self.cos.clone(), Arc::clone(&self.log), self.started);
+        self.watchers.push(tokio::spawn(async move {
+            let mut seen = 0u64;
+            let _ = cos
+                .wait_journal(Duration::from_secs(24 * 3600), |journal| {
+                    for j in journal {
+                        if j.seq > seen {
+                            seen = j.seq;
+                            let text = format!("{} {}", j.method, j.path);
+                            log.note_at(started, "http", text, Some(j.seq));
+                        }
+                    }
+                    false
+                })
+                .await;
+        }));
+    }
+
+    /// Records a runner action in the timeline.
+    pub fn note(&self, kind: &str, text: impl Into<String>) {
+        self.log.note_at(self.started, kind, text.into(), None);
+    }
+
+    /// Runner actions and HTTP requests, in order.
+    pub fn notes(&self) -> Vec<Note> {
+        self.log.notes.lock().expect("notes lock").clone()
+    }
+
+    /// Installs a COS fault for the rest of the world's life. In a redirect's `location`,
+    /// `{signed:OBJECT}` becomes a fresh signed URL of OBJECT.
+    pub fn add_cos_fault(&self, mut rule: FaultRule) -> Result<(), WorldError> {
+        if let Verdict::Redirect { location, .. } = &mut rule.verdict
+            && let Some(object) = location
+                .strip_prefix("{signed:")
+                .and_then(|s| s.strip_suffix('}'))
+        {
+            *location = self
+                .cos
+                .signed_url(object, Duration::from_secs(3600))
+                .map_err(|e| start_err("redirect target")(e.to_string()))?;
+        }
+        let guard = self
+            .cos
+            .add_rule(rule)
+            .map_err(|e| start_err("cos fault")(e.to_string()))?;
+        // Installed for the world's lifetime: the guard is forgotten on purpose.
+        std::mem::forget(guard);
+        Ok(())
+    }
+
+    /// Starts (or reboots, on the same state directory) every gateway that is not running.
+    pub fn start_gateways(&mut self) -> Result<(), WorldError> {
+        let ids: Vec<DeviceId> = self.slots.keys().cloned().collect();
+        for id in ids {
+            self.start_gateway(&id)?;
+        }
+        Ok(())
+    }
+
+    /// Starts one gateway, or reboots it on the same disk after [`World::kill_gateway`].
+    pub fn start_gateway(&mut self, id: &DeviceId) -> Result<(), WorldError> {
+        let hub_addr = self.hub.local_addr();
+        let Some(slot) = self.slots.get_mut(id) else {
+            return Err(WorldError::Start(format!("no gateway {id}")));
+        };
+        if slot.running.is_some() {
+            return Ok(());
+        }
+        let running = match &slot.run {
+            GatewayRun::Builtin => {
+                let burner: Arc<dyn gateway::Burner> = slot.burner.clone();
+                let gw =
+                    Gateway::start_with_burner(slot.config.clone(), GatewayOptions::new(), burner)
+                        .map_err(|e| WorldError::Start(format!("gateway {id}: {e}")))?;
+                let mut rx = gw.events();
+                let (log, id2) = (Arc::clone(&self.log), id.clone());
+                tokio::spawn(async move {
+                    while let Ok(ev) = rx.recv().await {
+                        log.events
+                            .lock()
+                            .expect("event log lock")
+                            .push((id2.clone(), ev));
+                    }
+                });
+                Running::Builtin(gw)
+            }
+            GatewayRun::Command { program, args } => {
+                Running::External(spawn_external(&slot.config, program, args, hub_addr)?)
+            }
+        };
+        slot.running = Some(running);
+        self.note("gateway", format!("{id} started"));
+        Ok(())
+    }
+
+    /// Cuts a gateway's power: aborted wherever it is, its disk kept for a reboot.
+    pub async fn kill_gateway(&mut self, id: &DeviceId) {
+        let running = self.slots.get_mut(id).and_then(|s| s.running.take());
+        match running {
+            Some(Running::Builtin(gw)) => gw.kill().await,
+            Some(Running::External(mut child)) => {
+                let _ = child.kill().await;
+            }
+            None => return,
+        }
+        self.note("gateway", format!("{id} killed"));
+    }
+
+    /// The broker drops the gateway's connection.
+    pub fn kick(&self, id: &DeviceId) {
+        self.hub.kick(&id.client_id());
+        self.note("step", format!("broker kicks {id}"));
+    }
+
+    /// What the built-in gateways did so far.
     pub fn gateway_events(&self) -> Vec<(DeviceId, GatewayEvent)> {
-        self.events.lock().expect("event log lock").clone()
+        self.log.events.lock().expect("event log lock").clone()
     }
 
     /// Stops everything and removes the temp directory.
     pub async fn shutdown(self) {
-        for (_, gw) in self.gateways {
-            gw.shutdown().await;
+        for (_, slot) in self.slots {
+            match slot.running {
+                Some(Running::Builtin(gw)) => gw.shutdown().await,
+                Some(Running::External(mut child)) => {
+                    let _ = child.kill().await;
+                }
+                None => {}
+            }
+        }
+        for w in self.watchers {
+            w.abort();
         }
         self.hub.shutdown().await;
         self.cos.shutdown().await;
     }
+}
+
+impl Log {
+    fn note_at(&self, started: Instant, kind: &str, text: String, cos_seq: Option<u64>) {
+        let note = Note {
+            after_seq: self.transcript_len.load(Ordering::SeqCst),
+            at_ms: started.elapsed().as_secs_f64() * 1000.0,
+            kind: kind.to_owned(),
+            text,
+            cos_seq,
+        };
+        self.notes.lock().expect("notes lock").push(note);
+    }
+}
+
+/// Writes `device_info.json` from the fleet and starts an external gateway with it.
+fn spawn_external(
+    config: &GatewayConfig,
+    program: &str,
+    args: &[String],
+    hub: std::net::SocketAddr,
+) -> Result<tokio::process::Child, WorldError> {
+    let io = |what| move |source| WorldError::Io { what, source };
+    std::fs::create_dir_all(&config.state_dir).map_err(io("gateway state dir"))?;
+    let subs: Vec<DeviceId> = config.subdevices.iter().map(|s| s.id.clone()).collect();
+    let info = DeviceInfo::key_gateway(&config.device, &config.secret, &subs);
+    let info_path = config.state_dir.join("device_info.json");
+    std::fs::write(&info_path, info.to_json()).map_err(io("device_info.json"))?;
+    let fill = |a: &String| {
+        a.replace("{device_info}", &info_path.display().to_string())
+            .replace("{hub_host}", &hub.ip().to_string())
+            .replace("{hub_port}", &hub.port().to_string())
+            .replace("{state_dir}", &config.state_dir.display().to_string())
+    };
+    let log =
+        std::fs::File::create(config.state_dir.join("gateway.log")).map_err(io("gateway log"))?;
+    let err = log.try_clone().map_err(io("gateway log"))?;
+    tokio::process::Command::new(program)
+        .args(args.iter().map(fill))
+        .current_dir(&config.state_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io("starting the external gateway"))
 }

@@ -1,0 +1,222 @@
+//! The scenario file as written: serde types with `deny_unknown_fields`, so a typo is an error
+//! that names the field and the line.
+
+use crate::plan::{BurnerPlan, GatewayRun};
+use fake_cos::FaultRule;
+use fake_hub::{HubFaultRule, TaskOptions};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) description: String,
+    #[serde(default)]
+    pub(crate) seed: u64,
+    #[serde(default)]
+    pub(crate) time_scale: Option<f64>,
+    #[serde(default)]
+    pub(crate) download_attempts: Option<u32>,
+    #[serde(default)]
+    pub(crate) checkpoint_bytes: Option<u64>,
+    pub(crate) gateways: Vec<RawGateway>,
+    pub(crate) subdevices: Vec<RawSubdevice>,
+    #[serde(default)]
+    pub(crate) firmware: Vec<RawFirmware>,
+    #[serde(default)]
+    pub(crate) cos_faults: Vec<FaultRule>,
+    #[serde(default)]
+    pub(crate) hub_faults: Vec<HubFaultRule>,
+    #[serde(default)]
+    pub(crate) steps: Vec<RawStep>,
+    #[serde(default)]
+    pub(crate) expect: RawExpect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGateway {
+    pub(crate) product_id: String,
+    pub(crate) device_name: String,
+    pub(crate) secret: String,
+    #[serde(default)]
+    pub(crate) run: GatewayRun,
+    #[serde(default)]
+    pub(crate) max_image_bytes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubdevice {
+    pub(crate) product_id: String,
+    pub(crate) device_name: String,
+    #[serde(default)]
+    pub(crate) gateway: Option<String>,
+    pub(crate) version: String,
+    #[serde(default)]
+    pub(crate) secret: Option<String>,
+    /// Bound on the hub (default true). An unbound subdevice gets online result -1.
+    #[serde(default = "yes")]
+    pub(crate) bound: bool,
+    #[serde(default)]
+    pub(crate) burner: BurnerPlan,
+    /// Several identical subdevices: `light` with `count = 3` is `light1`..`light3`.
+    #[serde(default)]
+    pub(crate) count: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFirmware {
+    pub(crate) product_id: String,
+    pub(crate) version: String,
+    #[serde(default)]
+    pub(crate) size: Option<u64>,
+    #[serde(default)]
+    pub(crate) seed: u64,
+    #[serde(default)]
+    pub(crate) file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawStep {
+    WaitOnline {
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    Push {
+        product_id: String,
+        version: String,
+        method: RawMethod,
+        #[serde(default)]
+        devices: Option<Vec<String>>,
+        #[serde(default)]
+        from_versions: Option<Vec<String>>,
+        #[serde(default)]
+        options: Option<TaskOptions>,
+    },
+    WaitTasks {
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    WaitUntil {
+        until: RawCondition,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    KillGateway {
+        #[serde(default)]
+        gateway: Option<String>,
+    },
+    StartGateway {
+        #[serde(default)]
+        gateway: Option<String>,
+    },
+    Kick {
+        #[serde(default)]
+        gateway: Option<String>,
+    },
+    AddCosFault {
+        rule: FaultRule,
+    },
+    AdvanceCosClock {
+        seconds: u64,
+    },
+    AddHubFault {
+        rule: HubFaultRule,
+    },
+    CancelTask {
+        task: u64,
+    },
+    AdvanceHubClock {
+        ms: u64,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "on", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawCondition {
+    CosBytes {
+        #[serde(default)]
+        object: Option<String>,
+        at_least: u64,
+    },
+    CosRequests {
+        #[serde(default)]
+        object: Option<String>,
+        at_least: u64,
+    },
+    Report {
+        device: String,
+        state: String,
+        #[serde(default)]
+        percent_at_least: Option<u8>,
+        #[serde(default)]
+        count: Option<usize>,
+    },
+    HubState {
+        device: String,
+        state: String,
+    },
+    Connects {
+        #[serde(default)]
+        gateway: Option<String>,
+        at_least: u64,
+    },
+    Offline {
+        #[serde(default)]
+        gateway: Option<String>,
+    },
+}
+
+/// The console's three push methods (protocol.md section 7).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawMethod {
+    Versions,
+    DevicesAndVersions,
+    Devices,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExpect {
+    #[serde(default)]
+    pub(crate) versions: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) reports: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub(crate) online_results: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub(crate) untouched: Vec<String>,
+    #[serde(default)]
+    pub(crate) results: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) bytes_downloaded: BTreeMap<String, RawBounds>,
+    #[serde(default)]
+    pub(crate) cos_bytes_sent: Option<RawBounds>,
+    #[serde(default)]
+    pub(crate) cos_requests: Option<RawBounds>,
+    #[serde(default)]
+    pub(crate) tasks: Option<Vec<BTreeMap<String, usize>>>,
+    #[serde(default)]
+    pub(crate) nothing_else: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBounds {
+    #[serde(default)]
+    pub(crate) min: Option<u64>,
+    #[serde(default)]
+    pub(crate) max: Option<u64>,
+    #[serde(default)]
+    pub(crate) exactly: Option<u64>,
+}

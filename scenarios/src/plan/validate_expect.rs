@@ -1,0 +1,105 @@
+//! Validating the `[expect]` table: every device known, every pattern and bound possible.
+
+use super::raw::{RawBounds, RawExpect};
+use super::validate::{Res, Validator};
+use super::{Bounds, BurnerPlan, Expectations, Plan};
+use otasim_protocol::DeviceId;
+
+impl Validator<'_> {
+    fn bounds(&self, field: String, raw: RawBounds) -> Res<Bounds> {
+        let b = match raw.exactly {
+            Some(_) if raw.min.is_some() || raw.max.is_some() => {
+                return Err(self.invalid(field, "exactly excludes min and max"));
+            }
+            Some(n) => Bounds {
+                min: Some(n),
+                max: Some(n),
+            },
+            None => Bounds {
+                min: raw.min,
+                max: raw.max,
+            },
+        };
+        match (b.min, b.max) {
+            (Some(a), Some(z)) if a > z => {
+                Err(self.invalid(field, format!("min {a} > max {z}: impossible")))
+            }
+            _ => Ok(b),
+        }
+    }
+
+    pub(crate) fn expect(&self, raw: RawExpect, plan: &Plan) -> Res<Expectations> {
+        let mut out = Expectations {
+            nothing_else: raw.nothing_else,
+            tasks: raw.tasks,
+            ..Expectations::default()
+        };
+        for (k, v) in raw.versions {
+            let field = format!("expect.versions.{k}");
+            let id = self.device_ref(field.clone(), &k, plan)?;
+            self.reachable_version(&field, &id, &v, plan)?;
+            out.versions.insert(id, v);
+        }
+        for (k, v) in raw.reports {
+            for (i, r) in v.iter().enumerate() {
+                crate::expect::parse_report_pattern(r)
+                    .map_err(|e| self.invalid(format!("expect.reports.{k}[{i}]"), e))?;
+            }
+            out.reports
+                .insert(self.device_ref(format!("expect.reports.{k}"), &k, plan)?, v);
+        }
+        for (k, v) in raw.online_results {
+            out.online_results.insert(
+                self.device_ref(format!("expect.online_results.{k}"), &k, plan)?,
+                v,
+            );
+        }
+        for (i, k) in raw.untouched.iter().enumerate() {
+            let field = format!("expect.untouched[{i}]");
+            let id = self.device_ref(field.clone(), k, plan)?;
+            if out.reports.get(&id).is_some_and(|r| !r.is_empty()) {
+                return Err(self.invalid(
+                    field,
+                    format!("{id} is untouched but expect.reports lists reports: impossible"),
+                ));
+            }
+            out.untouched.push(id);
+        }
+        for (k, v) in raw.results {
+            let field = format!("expect.results.{k}");
+            crate::expect::parse_result(&v).map_err(|e| self.invalid(field.clone(), e))?;
+            out.results.insert(self.device_ref(field, &k, plan)?, v);
+        }
+        for (k, v) in raw.bytes_downloaded {
+            let field = format!("expect.bytes_downloaded.{k}");
+            let id = self.device_ref(field.clone(), &k, plan)?;
+            out.bytes_downloaded.insert(id, self.bounds(field, v)?);
+        }
+        if let Some(b) = raw.cos_bytes_sent {
+            out.cos_bytes_sent = Some(self.bounds("expect.cos_bytes_sent".into(), b)?);
+        }
+        if let Some(b) = raw.cos_requests {
+            out.cos_requests = Some(self.bounds("expect.cos_requests".into(), b)?);
+        }
+        Ok(out)
+    }
+
+    /// A device can only end on its factory version, a pushed version of its product, or the
+    /// version a lying burner writes.
+    fn reachable_version(&self, field: &str, id: &DeviceId, v: &str, plan: &Plan) -> Res<()> {
+        let sub = plan.subdevice(id).expect("checked by device_ref");
+        let pushed = plan
+            .firmware
+            .iter()
+            .any(|f| f.product_id == id.product_id() && f.version == v);
+        let lied = matches!(&sub.burner, BurnerPlan::WrongVersion { version, .. } if version == v);
+        if sub.version == v || pushed || lied {
+            Ok(())
+        } else {
+            Err(self.invalid(
+                field,
+                format!("{id} can never run {v:?}: not its factory version {:?} and no firmware of that version for its product", sub.version),
+            ))
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! JUnit XML: one test case per scenario, the seed as a property, the first divergence and
+//! its transcript as the failure text.
+
+use crate::run::RunReport;
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use std::time::Duration;
+
+/// The JUnit XML of a set of runs; `errors` are scenarios that could not run (path, why).
+pub fn junit_xml(reports: &[RunReport], errors: &[(String, String)]) -> String {
+    let mut suite = TestSuite::new("otasim scenarios");
+    for r in reports {
+        let status = if r.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(r.failures.first().cloned().unwrap_or_default());
+            s.set_type("expectation");
+            s.set_description(format!(
+                "{}\n\n{}",
+                r.failures.join("\n"),
+                r.context.join("\n")
+            ));
+            s
+        };
+        let mut case = TestCase::new(r.name.clone(), status);
+        case.set_classname(r.path.clone());
+        case.set_time(Duration::from_millis(r.elapsed_ms));
+        case.add_property(Property::new("seed", r.seed.to_string()));
+        case.set_system_out(format!(
+            "replay: otasim replay {} {}\n{}",
+            r.seed, r.path, r.description
+        ));
+        suite.add_test_case(case);
+    }
+    for (path, why) in errors {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+        s.set_message(why.clone());
+        let mut case = TestCase::new(path.clone(), s);
+        case.set_classname(path.clone());
+        suite.add_test_case(case);
+    }
+    let mut report = Report::new("otasim");
+    report.add_test_suite(suite);
+    report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- JUnit serialization failed: {e} -->"))
+}

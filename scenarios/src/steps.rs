@@ -1,0 +1,287 @@
+//! Running one step against a world: console actions, faults, power cuts and waits on
+//! milestones (never on timers).
+
+use crate::plan::{Condition, Plan, Step};
+use crate::run::reports_for;
+use crate::world::World;
+use fake_cos::JournalEntry;
+use fake_hub::Direction;
+use otasim_protocol::{DeviceId, ProgressState};
+use std::time::Duration;
+
+/// Runs a step; `Err` says why it could not complete.
+pub(crate) async fn run_step(world: &mut World, plan: &Plan, step: &Step) -> Result<(), String> {
+    match step {
+        Step::WaitOnline { timeout } => wait_online(world, plan, *timeout).await,
+        Step::Push(request) => {
+            world.note(
+                "step",
+                format!("console pushes {} {}", request.product_id, request.version),
+            );
+            world
+                .hub
+                .push(request.clone())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Step::WaitTasks { timeout } => wait_tasks(world, *timeout).await,
+        Step::WaitUntil { condition, timeout } => {
+            if wait_for(world, condition, *timeout).await {
+                world.note("step", format!("milestone: {}", describe(condition)));
+                Ok(())
+            } else {
+                Err(format!(
+                    "after {}, still waiting for {}",
+                    fmt_dur(*timeout),
+                    describe(condition)
+                ))
+            }
+        }
+        Step::KillGateway(id) => {
+            world.kill_gateway(id).await;
+            Ok(())
+        }
+        Step::StartGateway(id) => world.start_gateway(id).map_err(|e| e.to_string()),
+        Step::Kick(id) => {
+            world.kick(id);
+            Ok(())
+        }
+        _ => run_fault_step(world, step),
+    }
+}
+
+/// Faults, clocks and console task actions.
+fn run_fault_step(world: &mut World, step: &Step) -> Result<(), String> {
+    match step {
+        Step::AddCosFault(rule) => {
+            world.note("step", format!("cos fault installed: {:?}", rule.verdict));
+            world.add_cos_fault(rule.clone()).map_err(|e| e.to_string())
+        }
+        Step::PushTask(request) => {
+            let p = &request.push;
+            world.note(
+                "step",
+                format!("console creates a task {} {}", p.product_id, p.version),
+            );
+            world
+                .hub
+                .create_task(request.clone())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Step::AddHubFault(rule) => {
+            world.note("step", format!("hub fault installed: {:?}", rule.action));
+            world
+                .hub
+                .add_fault(rule.clone())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Step::CancelTask(n) => {
+            world.note("step", format!("console cancels task {n}"));
+            let id = world.hub.tasks().get(*n as usize - 1).map(|t| t.id);
+            match id {
+                Some(id) if world.hub.cancel_task(id) => Ok(()),
+                _ => Err(format!("task {n} is unknown to the hub")),
+            }
+        }
+        Step::AdvanceHubClock(by) => {
+            world.hub.advance_clock(*by);
+            world.note("step", format!("hub clock advanced {} ms", by.as_millis()));
+            Ok(())
+        }
+        Step::AdvanceCosClock(by) => {
+            world.cos.advance_clock(*by);
+            world.note("step", format!("cos clock advanced {}s", by.as_secs()));
+            Ok(())
+        }
+        other => Err(format!("{} is not a fault step", other.name())),
+    }
+}
+
+async fn wait_online(world: &World, plan: &Plan, timeout: Duration) -> Result<(), String> {
+    let bound: Vec<&DeviceId> = plan
+        .subdevices
+        .iter()
+        .filter(|s| s.bound)
+        .map(|s| &s.id)
+        .collect();
+    let ok = world
+        .hub
+        .wait_until(timeout, |hub| {
+            bound
+                .iter()
+                .all(|id| hub.device(id).is_some_and(|d| d.version.is_some()))
+        })
+        .await;
+    if ok {
+        return Ok(());
+    }
+    let missing: Vec<String> = bound
+        .iter()
+        .filter(|id| world.hub.device(id).is_none_or(|d| d.version.is_none()))
+        .map(|id| id.to_string())
+        .collect();
+    Err(format!(
+        "after {}, no version report from {}",
+        fmt_dur(timeout),
+        missing.join(", ")
+    ))
+}
+
+async fn wait_tasks(world: &World, timeout: Duration) -> Result<(), String> {
+    let ok = world
+        .hub
+        .wait_until(timeout, |hub| hub.tasks().iter().all(|t| t.is_finished()))
+        .await;
+    if ok {
+        return Ok(());
+    }
+    let pending: Vec<String> = world
+        .hub
+        .tasks()
+        .iter()
+        .flat_map(|t| t.devices.values())
+        .filter(|d| !d.state.is_final())
+        .map(|d| format!("{} {}", d.device, d.state.label()))
+        .collect();
+    Err(format!(
+        "after {}, still running: {}",
+        fmt_dur(timeout),
+        pending.join(", ")
+    ))
+}
+
+/// Waits until `condition` holds, re-checking on every hub or COS change.
+async fn wait_for(world: &World, condition: &Condition, timeout: Duration) -> bool {
+    match condition {
+        Condition::CosBytes { .. } | Condition::CosRequests { .. } => world
+            .cos
+            .wait_journal(timeout, |j| cos_holds(condition, j))
+            .await
+            .is_ok(),
+        _ => {
+            world
+                .hub
+                .wait_until(timeout, |_| hub_holds(world, condition))
+                .await
+        }
+    }
+}
+
+fn cos_holds(condition: &Condition, journal: &[JournalEntry]) -> bool {
+    let of = |object: &Option<String>| -> Vec<&JournalEntry> {
+        journal
+            .iter()
+            .filter(|j| j.method == "GET")
+            .filter(|j| object.is_none() || j.object.as_ref() == object.as_ref())
+            .collect()
+    };
+    match condition {
+        Condition::CosBytes { object, at_least } => {
+            let firmware = of(object)
+                .into_iter()
+                .filter(|j| (200..300).contains(&j.status));
+            firmware.map(|j| j.body_bytes_sent).sum::<u64>() >= *at_least
+        }
+        Condition::CosRequests { object, at_least } => of(object).len() as u64 >= *at_least,
+        _ => false,
+    }
+}
+
+fn hub_holds(world: &World, condition: &Condition) -> bool {
+    match condition {
+        Condition::Report {
+            device,
+            state,
+            percent_at_least,
+            count,
+        } => {
+            let transcript = world.hub.transcript();
+            if state == "version" {
+                return version_reports(&transcript, device) >= *count;
+            }
+            let reports = reports_for(&transcript, device);
+            let n = reports
+                .iter()
+                .filter(|r| state_name(r.state) == state)
+                .filter(|r| percent_at_least.is_none_or(|p| r.percent.unwrap_or(0) >= p))
+                .count();
+            n >= *count
+        }
+        Condition::HubState { device, state } => world
+            .hub
+            .device(device)
+            .and_then(|d| d.update)
+            .is_some_and(|u| u.state.label() == state),
+        Condition::Connects { gateway, at_least } => {
+            let client = gateway.client_id();
+            let n = world
+                .hub
+                .transcript()
+                .iter()
+                .filter(|e| {
+                    e.direction == Direction::Event && e.topic == "connect" && e.client_id == client
+                })
+                .count();
+            n as u64 >= *at_least
+        }
+        Condition::Offline { gateway } => world.hub.device(gateway).is_some_and(|d| !d.online),
+        _ => false,
+    }
+}
+
+/// How many `report_version` the hub received about `device`.
+fn version_reports(transcript: &[fake_hub::TranscriptEntry], device: &DeviceId) -> usize {
+    let topic = otasim_protocol::Topic::OtaReport(device.clone()).to_string();
+    transcript
+        .iter()
+        .filter(|e| e.direction == Direction::In && e.topic == topic)
+        .filter(|e| e.message_type().as_deref() == Some("report_version"))
+        .count()
+}
+
+fn state_name(s: ProgressState) -> &'static str {
+    match s {
+        ProgressState::Downloading => "downloading",
+        ProgressState::Burning => "burning",
+        ProgressState::Done => "done",
+        ProgressState::Fail => "fail",
+    }
+}
+
+/// A milestone in words.
+pub(crate) fn describe(c: &Condition) -> String {
+    let obj = |o: &Option<String>| {
+        o.as_deref()
+            .map_or("all objects".to_owned(), |o| format!("object {o}"))
+    };
+    match c {
+        Condition::CosBytes { object, at_least } => {
+            format!("COS sent {at_least} body bytes of {}", obj(object))
+        }
+        Condition::CosRequests { object, at_least } => {
+            format!("COS answered {at_least} GETs for {}", obj(object))
+        }
+        Condition::Report {
+            device,
+            state,
+            percent_at_least,
+            count,
+        } => {
+            let pct = percent_at_least
+                .map(|p| format!(" >= {p}%"))
+                .unwrap_or_default();
+            format!("{count} report(s) {state}{pct} from {device}")
+        }
+        Condition::HubState { device, state } => format!("hub shows {device} {state}"),
+        Condition::Connects { gateway, at_least } => {
+            format!("{gateway} connected {at_least} time(s)")
+        }
+        Condition::Offline { gateway } => format!("hub sees {gateway} offline"),
+    }
+}
+
+pub(crate) fn fmt_dur(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
