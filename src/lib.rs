@@ -6,11 +6,12 @@ pub mod console;
 
 pub use cmd::{Cli, Command, execute};
 
-/// Installs a tracing subscriber on stderr: warnings by default, `-v` for info, `-vv` for debug;
+/// Installs a tracing subscriber on stderr: errors only by default (scenarios provoke warnings on
+/// purpose, and their outcome is on stdout), `-v` for warnings and info, `-vv` for debug;
 /// `RUST_LOG` overrides.
 pub fn install_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "error",
         1 => "info,rmqtt=warn",
         _ => "debug,rmqtt=info",
     };

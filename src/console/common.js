@@ -1,0 +1,59 @@
+// Shared by the console's scripts: DOM and API helpers, and the page's state.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const CODES = {
+  '-1': 'download timeout', '-2': 'file does not exist', '-3': 'signature expired',
+  '-4': 'MD5 mismatch', '-5': 'upgrade failed',
+};
+const state = {
+  devices: new Map(), firmware: [], tasks: new Map(), faults: undefined,
+  selected: '', seen: new Set(),
+};
+
+const devKey = (id) => `${id.product_id}/${id.device_name}`;
+const shortName = (k) => k.split('/')[1] || k;
+const bytes = (n) => `${n.toLocaleString('en-US')} B` + (n >= 1024 ? ` (${(n / 1024).toFixed(1)} KiB)` : '');
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const codeText = (code) => `${code} ${CODES[String(code)] || 'unknown code'}`;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else node.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body instanceof FormData) init.body = body;
+  else if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers['content-type'] = 'application/json';
+  }
+  const res = await fetch(path, init);
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+  if (!res.ok) {
+    const what = json && json.error ? json.error : (text || res.statusText);
+    const field = json && json.field ? ` (field: ${json.field})` : '';
+    const err = new Error(`${what}${field}`);
+    err.status = res.status;
+    throw err;
+  }
+  return json;
+}
+
+function say(id, ok, text) {
+  const p = $(id);
+  p.hidden = false;
+  p.className = `message ${ok ? 'ok' : 'error'}`;
+  p.setAttribute('role', ok ? 'status' : 'alert');
+  p.textContent = text;
+}
