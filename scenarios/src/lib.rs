@@ -47,7 +47,7 @@ pub use plan::{
     PlanError, Step, SubdevicePlan,
 };
 pub use report::{JsonReport, html_timeline, junit_xml};
-pub use run::{DeviceRow, RunReport, reports_for, run, run_all, run_seeded};
+pub use run::{DeviceRow, RunReport, reports_for, run, run_all, run_keeping_world, run_seeded};
 pub use timeline::describe_entry;
 pub use world::{Note, World, WorldError};
 

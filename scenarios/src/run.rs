@@ -79,6 +79,18 @@ pub async fn run_seeded(
     seed: u64,
     timeline: Option<mpsc::UnboundedSender<TranscriptEntry>>,
 ) -> Result<RunReport, WorldError> {
+    let (report, world) = run_keeping_world(plan, seed, timeline).await?;
+    world.shutdown().await;
+    Ok(report)
+}
+
+/// Like [`run_seeded`], but hands back the world still running (hub, COS and gateways), so a
+/// person can keep looking at it (`otasim demo --serve`). The caller shuts it down.
+pub async fn run_keeping_world(
+    plan: &Plan,
+    seed: u64,
+    timeline: Option<mpsc::UnboundedSender<TranscriptEntry>>,
+) -> Result<(RunReport, World), WorldError> {
     let started = Instant::now();
     let mut seeded = plan.clone();
     seeded.seed = seed;
@@ -126,8 +138,7 @@ pub async fn run_seeded(
         tasks,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
-    world.shutdown().await;
-    Ok(report)
+    Ok((report, world))
 }
 
 /// Runs every plan, at most `jobs` at once, each in its own world; `seed` overrides each

@@ -87,7 +87,7 @@ struct Log {
 /// The running parts of one scenario.
 pub struct World {
     /// The fake hub.
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     /// The fake COS.
     pub cos: Cos,
     slots: BTreeMap<DeviceId, Slot>,
@@ -137,7 +137,7 @@ impl World {
                 })?;
         }
         let mut world = World {
-            hub,
+            hub: Arc::new(hub),
             cos,
             slots: BTreeMap::new(),
             log: Arc::default(),
@@ -348,7 +348,11 @@ impl World {
         for w in self.watchers {
             w.abort();
         }
-        self.hub.shutdown().await;
+        // A served world (`otasim demo --serve`) may still share the hub with the control API;
+        // the last holder's drop stops the broker then.
+        if let Ok(hub) = Arc::try_unwrap(self.hub) {
+            hub.shutdown().await;
+        }
         self.cos.shutdown().await;
     }
 }

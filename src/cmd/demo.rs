@@ -6,6 +6,7 @@ use clap::Args;
 use scenarios::{Plan, describe_entry};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Arguments of `otasim demo`.
@@ -14,6 +15,10 @@ pub struct DemoArgs {
     /// Print the result as JSON (devices, failures, transcript, COS journal) instead of a timeline.
     #[arg(long)]
     json: bool,
+    /// Keep the demo's world running afterwards and serve the web console and control API on
+    /// this loopback port (0 picks one), until Ctrl-C.
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
+    serve: Option<u16>,
 }
 
 pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -38,7 +43,8 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         println!("otasim demo: {}\n", plan.description);
     }
-    let report = scenarios::run(&plan, (!args.json).then_some(tx)).await?;
+    let (report, world) =
+        scenarios::run_keeping_world(&plan, plan.seed, (!args.json).then_some(tx)).await?;
     if let Some(p) = printer {
         // The sender went away with the world; the printer drains what is left and ends.
         let _ = p.await;
@@ -57,9 +63,29 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    match args.serve {
+        Some(port) => serve(world, port).await?,
+        None => world.shutdown().await,
+    }
     Ok(if report.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Serves the finished demo's hub through the control API and the web console until Ctrl-C.
+async fn serve(world: scenarios::World, port: u16) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding the console on 127.0.0.1:{port}"))?;
+    let api = fake_hub::api::serve_with(listener, Arc::clone(&world.hub), crate::console::router())
+        .context("starting the control API")?;
+    println!("\nconsole: http://{}/  (Ctrl-C to stop)", api.local_addr());
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    api.shutdown().await;
+    world.shutdown().await;
+    Ok(())
 }
