@@ -49,7 +49,7 @@ pub use plan::{
 pub use report::{JsonReport, html_timeline, junit_xml};
 pub use run::{DeviceRow, RunReport, reports_for, run, run_all, run_keeping_world, run_seeded};
 pub use timeline::describe_entry;
-pub use world::{Note, World, WorldError};
+pub use world::{CosStore, Note, World, WorldError};
 
 /// The seed demo scenario, built into the binary.
 pub const SEED_DEMO: &str = include_str!("../catalog/seed-demo.toml");

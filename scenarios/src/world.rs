@@ -46,8 +46,9 @@ pub struct Note {
     pub cos_seq: Option<u64>,
 }
 
-/// Puts hub uploads on fake COS and signs URLs with it.
-struct CosStore(Cos);
+/// Puts hub uploads on fake COS and signs URLs with it: the glue between the two fakes, which
+/// know nothing of each other. `otasim hub` and the end-to-end tests use it too.
+pub struct CosStore(pub Cos);
 
 impl FirmwareStore for CosStore {
     fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {

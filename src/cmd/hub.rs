@@ -16,18 +16,17 @@
 //! fleet file.
 
 use anyhow::Context as _;
-use bytes::Bytes;
 use clap::Args;
 use fake_cos::{Cos, CosConfig};
-use fake_hub::{FirmwareStore, Hub, HubConfig, TranscriptEntry};
+use fake_hub::{Hub, HubConfig, TranscriptEntry};
 use otasim_protocol::DeviceId;
+use scenarios::CosStore;
 use serde::Deserialize;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
@@ -80,24 +79,6 @@ pub struct HubArgs {
     /// Print an example fleet file and exit.
     #[arg(long)]
     example_fleet: bool,
-}
-
-/// Puts hub uploads on fake COS and signs URLs with it.
-struct CosStore(Cos);
-
-impl FirmwareStore for CosStore {
-    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {
-        self.0
-            .put_object(object, Bytes::from(bytes))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn signed_url(&self, object: &str, valid_for: Duration) -> Result<String, String> {
-        self.0
-            .signed_url(object, valid_for)
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// The fleet file as written.

@@ -10,11 +10,10 @@ use crate::support::within;
 use anyhow::Context as _;
 use cdp::Browser;
 use fake_cos::{Cos, CosConfig};
-use fake_hub::{
-    Fires, FirmwareStore, Hub, HubConfig, HubFaultAction, HubFaultRule, Milestone, UpdateState,
-};
+use fake_hub::{Fires, Hub, HubConfig, HubFaultAction, HubFaultRule, Milestone, UpdateState};
 use gateway::{Gateway, GatewayConfig, HubAddress, SubdeviceConfig};
 use otasim_protocol::DeviceId;
+use scenarios::CosStore;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,24 +23,6 @@ use tokio::net::TcpListener;
 
 const LIGHTS: &str = "E69UADXUYY";
 const VERSION: &str = "V100R0001";
-
-/// Puts hub uploads on fake COS and signs URLs with it, as `otasim hub` does.
-struct CosStore(Cos);
-
-impl FirmwareStore for CosStore {
-    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {
-        self.0
-            .put_object(object, bytes)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn signed_url(&self, object: &str, valid_for: Duration) -> Result<String, String> {
-        self.0
-            .signed_url(object, valid_for)
-            .map_err(|e| e.to_string())
-    }
-}
 
 /// Fake COS, the hub, and one HTTP server with the control API and the console.
 struct Server {

@@ -9,10 +9,11 @@ mod tls;
 
 use crate::support::within;
 use fake_cos::{Cos, CosConfig};
-use fake_hub::{FirmwareStore, Hub, HubConfig, PushMethod, PushRequest, UpdateState};
+use fake_hub::{Hub, HubConfig, PushMethod, PushRequest, UpdateState};
 use gateway::download::{CheckpointPolicy, DownloadConfig, RetryPolicy, Timeouts};
 use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayOptions, HubAddress, SubdeviceConfig};
 use otasim_protocol::DeviceId;
+use scenarios::CosStore;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,24 +23,6 @@ use tokio::sync::broadcast;
 const GATEWAY_PID: &str = "JR1WOKB7Q7";
 const SUB_PID: &str = "E69UADXUYY";
 const SECRET: &str = "1RRdhkwmZ45wYXjuPfygeA==";
-
-/// Puts hub uploads on fake COS and signs URLs with it.
-struct CosStore(Cos);
-
-impl FirmwareStore for CosStore {
-    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {
-        self.0
-            .put_object(object, bytes)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn signed_url(&self, object: &str, valid_for: Duration) -> Result<String, String> {
-        self.0
-            .signed_url(object, valid_for)
-            .map_err(|e| e.to_string())
-    }
-}
 
 /// Deterministic image bytes.
 fn image(len: usize, seed: u32) -> Vec<u8> {
