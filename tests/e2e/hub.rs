@@ -1,7 +1,7 @@
 //! End-to-end tests: `otasim hub` as a server and its control API, with a real HTTP client on
 //! loopback and a rumqttc gateway.
 
-use crate::support::within;
+use crate::support::{wait_for_files, within};
 use otasim_protocol::{Credentials, DeviceId, SignMethod};
 use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
 use serde_json::{Value, json};
@@ -172,22 +172,20 @@ impl RawGateway {
     }
 }
 
-/// Waits until the JSON-lines file at `path` has a line for which `check` holds; returns all
-/// lines then.
+/// Waits until the JSON-lines file at `path`, written by the `otasim hub` process, has a line
+/// for which `check` holds; returns all lines then.
 async fn wait_for_line(path: &Path, check: impl Fn(&Value) -> bool) -> Vec<Value> {
-    within("a transcript line", async {
-        loop {
-            let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
-            let lines: Vec<Value> = text
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-                .collect();
-            if lines.iter().any(&check) {
-                return lines;
-            }
-            // Polling a file written by another process: there is nothing to wait on.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let dir = path
+        .parent()
+        .expect("the transcript file is in a directory");
+    wait_for_files("a transcript line", dir, || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // A line being written may be incomplete; only whole lines count.
+        let lines: Vec<Value> = text
+            .lines()
+            .map_while(|l| serde_json::from_str(l).ok())
+            .collect();
+        lines.iter().any(&check).then_some(lines)
     })
     .await
 }
@@ -274,16 +272,16 @@ async fn served_hub_updates_a_gateway_subdevice_and_writes_the_transcript_as_jso
         && l["topic"] == update
         && l["payload"].as_str().unwrap().contains("update_firmware")));
     let task_id = created["task_id"].as_u64().unwrap();
-    let done = within("the task to succeed", async {
-        loop {
-            let (_, task) = get(hub.api, &format!("/api/tasks/{task_id}")).await;
-            if task["summary"]["succeeded"] == 1 {
-                return task;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    // The hub answers report_version and settles the update under one lock, so once the answer
+    // for V2 is here, the API (which takes the same lock) shows the final state.
+    loop {
+        let rsp = gw.expect(update, "report_version_rsp").await;
+        if rsp["version"] == "V2" {
+            break;
         }
-    })
-    .await;
+    }
+    let (_, done) = get(hub.api, &format!("/api/tasks/{task_id}")).await;
+    assert_eq!(done["summary"]["succeeded"], 1, "{done}");
     assert_eq!(
         done["devices"]["E69UADXUYY/light1"]["state"]["state"],
         "succeeded"

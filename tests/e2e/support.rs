@@ -3,6 +3,7 @@
 use fake_hub::{Direction, TranscriptEntry};
 use otasim_protocol::{DeviceId, Topic};
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 /// How long any end-to-end wait may take before the test fails. Generous: CI machines are slow,
@@ -15,6 +16,40 @@ pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
         Ok(v) => v,
         Err(_) => panic!("timed out after {DEADLINE:?} waiting for {what}"),
     }
+}
+
+/// Waits until `check` finds what it looks for in files that another process writes under
+/// `dir`, re-checking whenever the file system reports a change there (inotify), for at most
+/// [`DEADLINE`]. The watch starts before the first check, so no change is missed.
+pub(crate) async fn wait_for_files<T>(
+    what: &str,
+    dir: &Path,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    use notify::Watcher as _;
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = tx.send(event);
+    })
+    .expect("a file watcher (inotify) is available");
+    watcher
+        .watch(dir, notify::RecursiveMode::Recursive)
+        .unwrap_or_else(|e| panic!("watching {}: {e}", dir.display()));
+    within(what, async {
+        loop {
+            if let Some(found) = check() {
+                return found;
+            }
+            let change = changes
+                .recv()
+                .await
+                .expect("the watcher lives as long as this wait");
+            if let Err(e) = change {
+                panic!("watching {}: {e}", dir.display());
+            }
+        }
+    })
+    .await
 }
 
 /// The device a transcript entry is about: the topic's device for messages, the client for events.

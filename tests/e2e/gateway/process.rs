@@ -1,13 +1,12 @@
 //! The `otasim gateway` process, SIGKILLed mid-download and restarted on the same disk.
 
 use super::{Rig, SECRET, image};
-use crate::support::DEADLINE;
+use crate::support::wait_for_files;
 use fake_cos::{FaultRule, Fires, Selector, Verdict};
 use fake_hub::UpdateState;
 use otasim_protocol::DeviceInfo;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
 
 const SIZE: usize = 4 << 20;
 const STALL_AT: u64 = 3 << 20;
@@ -45,16 +44,13 @@ fn durable_bytes(images: &Path) -> Option<u64> {
     json["durable_bytes"].as_u64()
 }
 
-/// Polls the file system (the other process writes it) until a checkpoint covers `bytes`.
-async fn wait_checkpoint(images: &Path, bytes: u64) -> u64 {
-    let start = Instant::now();
-    loop {
-        if let Some(durable) = durable_bytes(images).filter(|d| *d >= bytes) {
-            return durable;
-        }
-        assert!(start.elapsed() < DEADLINE, "no checkpoint of {bytes} bytes");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+/// Waits until the other process's checkpoint under `state` covers `bytes`.
+async fn wait_checkpoint(state: &Path, bytes: u64) -> u64 {
+    let images = state.join("images");
+    wait_for_files(&format!("a checkpoint of {bytes} bytes"), state, || {
+        durable_bytes(&images).filter(|d| *d >= bytes)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -84,7 +80,7 @@ async fn gateway_process_killed_mid_download_resumes_and_fetches_less_than_the_i
     rig.wait_online().await;
     let sub = rig.subs[0].clone();
     rig.push("2.0", std::slice::from_ref(&sub));
-    let durable = wait_checkpoint(&state.join("images"), 1 << 20).await;
+    let durable = wait_checkpoint(&state, 1 << 20).await;
     first.kill().expect("SIGKILL the gateway");
     first.wait().expect("reap the gateway");
     let before = rig.requests(&object).len();

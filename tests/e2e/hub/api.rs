@@ -138,6 +138,9 @@ async fn api_registers_devices_uploads_by_form_and_cancels_a_task() {
 /// Reads server-sent events from a raw connection: `(event, data)` pairs.
 struct EventReader(tokio::io::Lines<BufReader<TcpStream>>);
 
+/// An SSE event name and what its data must satisfy.
+type Want<'a> = (&'a str, &'a dyn Fn(&Value) -> bool);
+
 impl EventReader {
     async fn open(addr: SocketAddr) -> EventReader {
         let mut tcp = TcpStream::connect(addr).await.expect("connect");
@@ -147,11 +150,19 @@ impl EventReader {
     }
 
     /// The next event named `name` whose data satisfies `check`.
-    async fn until(&mut self, name: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let wanted = format!("event: {name}");
-        within(&format!("an SSE {name} event"), async {
-            let mut current = false;
-            loop {
+    async fn until(&mut self, name: &str, check: impl Fn(&Value) -> bool) {
+        self.until_all(&[(name, &check)]).await;
+    }
+
+    /// Reads events until each `(name, check)` pair has been met by one of them, in any order:
+    /// transcript entries and device changes travel on one stream but are not ordered
+    /// against each other.
+    async fn until_all(&mut self, wants: &[Want<'_>]) {
+        let names: Vec<String> = wants.iter().map(|(n, _)| n.to_string()).collect();
+        within(&format!("SSE events {names:?}"), async {
+            let mut met = vec![false; wants.len()];
+            let mut current = String::new();
+            while !met.iter().all(|m| *m) {
                 let line = self
                     .0
                     .next_line()
@@ -159,14 +170,12 @@ impl EventReader {
                     .expect("read")
                     .expect("stream open");
                 // Chunked framing puts sizes on their own lines; event lines are never hex-only.
-                if line.starts_with("event: ") {
-                    current = line == wanted;
-                } else if let Some(data) = line.strip_prefix("data: ")
-                    && current
-                {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    current = name.to_owned();
+                } else if let Some(data) = line.strip_prefix("data: ") {
                     let v: Value = serde_json::from_str(data).expect("data is JSON");
-                    if check(&v) {
-                        return v;
+                    for (i, (name, check)) in wants.iter().enumerate() {
+                        met[i] |= current == *name && check(&v);
                     }
                 }
             }
@@ -190,15 +199,10 @@ async fn events_stream_device_changes_and_transcript_entries_live() {
         })
         .await;
     let _gw = connect_gateway(hub.local_addr(), &gw2, GATEWAY_SECRET).await;
+    let connected = |e: &Value| e["client_id"] == "JR1WOKB7Q7gw2" && e["topic"] == "connect";
+    let online = |d: &Value| d["device"]["device_name"] == "gw2" && d["online"] == true;
     events
-        .until("transcript", |e| {
-            e["client_id"] == "JR1WOKB7Q7gw2" && e["topic"] == "connect"
-        })
-        .await;
-    events
-        .until("device", |d| {
-            d["device"]["device_name"] == "gw2" && d["online"] == true
-        })
+        .until_all(&[("transcript", &connected), ("device", &online)])
         .await;
     api.shutdown().await;
 }
