@@ -11,7 +11,8 @@ pub enum OtaResultCode {
     DownloadTimeout,
     /// `-2`: the file does not exist (HTTP 404).
     FileNotExist,
-    /// `-3`: the signed URL expired (HTTP 403).
+    /// `-3`: COS refused the signed URL (HTTP 403): expired or a signature mismatch. The SDK
+    /// names it `IOT_OTAR_AUTH_FAIL`; the COS error body (and journal) tells which.
     SignatureExpired,
     /// `-4`: the MD5 of the image does not match.
     Md5Mismatch,
@@ -54,7 +55,7 @@ impl OtaResultCode {
             OtaResultCode::Ok => "ok",
             OtaResultCode::DownloadTimeout => "download timeout",
             OtaResultCode::FileNotExist => "file does not exist",
-            OtaResultCode::SignatureExpired => "signature expired",
+            OtaResultCode::SignatureExpired => "url refused (expired or signature mismatch)",
             OtaResultCode::Md5Mismatch => "md5 mismatch",
             OtaResultCode::UpgradeFailed => "upgrade failed",
             OtaResultCode::Other(_) => "unknown code",

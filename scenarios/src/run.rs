@@ -64,6 +64,24 @@ pub struct RunReport {
     pub elapsed_ms: u64,
 }
 
+/// How long the versions a plan expects get to arrive after its last step.
+const VERSION_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `done` ends an update as succeeded, and a gateway's `report_version` of the new version may
+/// come just after the task finished: wait (on hub changes, bounded) until the expected
+/// versions are in; a wrong version is still judged a failure after the wait.
+async fn settle_versions(world: &World, plan: &Plan) {
+    if plan.expect.versions.is_empty() {
+        return;
+    }
+    let arrived = |hub: &fake_hub::Hub| {
+        plan.expect.versions.iter().all(|(id, want)| {
+            hub.device(id).and_then(|d| d.version).as_deref() == Some(want.as_str())
+        })
+    };
+    let _ = world.hub.wait_until(VERSION_SETTLE, arrived).await;
+}
+
 /// Runs `plan` in a fresh world under its own seed. `timeline`, if given, receives transcript
 /// entries live.
 pub async fn run(
@@ -105,6 +123,9 @@ pub async fn run_keeping_world(
             step_failure = Some((at, format!("step {} ({}): {why}", i + 1, step.name())));
             break;
         }
+    }
+    if step_failure.is_none() {
+        settle_versions(&world, plan).await;
     }
     let transcript = world.hub.transcript();
     if let Some(f) = forwarder {

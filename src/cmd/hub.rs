@@ -54,10 +54,15 @@ pub struct HubArgs {
     /// Control API port (0: any free port).
     #[arg(long, default_value_t = 8080)]
     api_port: u16,
-    /// Also listen for mutual-TLS MQTT (certificate auth) on this port (0: any free port);
-    /// the CA is at `GET /api/tls/ca`, device certificates from the API.
+    /// Also listen for MQTT over TLS on this port (0: any free port; the Hub's is 8883): TLS-PSK
+    /// for the C SDK's key auth, server-certificate TLS with a password, and mutual TLS with a
+    /// device certificate. The CA is at `GET /api/tls/ca` (`?format=c` for the C SDK's array).
     #[arg(long)]
     tls_port: Option<u16>,
+    /// Write the TLS port's CA here as PEM, and as PATH.c the C array to paste as the C SDK's
+    /// `iot_https_ca_crt` (needs --tls-port).
+    #[arg(long, value_name = "PATH", requires = "tls_port")]
+    ca_file: Option<PathBuf>,
     /// Warn (in the transcript) when a hub message would break a real C SDK device.
     #[arg(long)]
     strict: bool,
@@ -91,6 +96,17 @@ struct FleetFile {
     subdevice: Vec<FleetSubdevice>,
     #[serde(default)]
     firmware: Vec<FleetFirmware>,
+    #[serde(default)]
+    topic: Vec<FleetTopic>,
+}
+
+/// A product's custom topic `{pid}/{dn}/{name}` and what devices may do with it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetTopic {
+    product_id: String,
+    name: String,
+    access: fake_hub::TopicAccess,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +144,7 @@ struct Fleet {
     gateways: Vec<(DeviceId, String)>,
     subdevices: Vec<(DeviceId, String, Option<DeviceId>, Option<String>)>,
     firmware: Vec<FirmwareSource>,
+    topics: Vec<(String, String, fake_hub::TopicAccess)>,
 }
 
 fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<DeviceId> {
@@ -164,6 +181,9 @@ fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
         };
         fleet.subdevices.push((id, s.secret, gateway, s.version));
     }
+    for t in file.topic {
+        fleet.topics.push((t.product_id, t.name, t.access));
+    }
     for f in file.firmware {
         fleet
             .firmware
@@ -198,6 +218,10 @@ fn register(hub: &Hub, fleet: &Fleet) -> anyhow::Result<()> {
     for (id, secret, gateway, version) in &fleet.subdevices {
         hub.add_subdevice(id, secret, gateway.as_ref(), version.as_deref());
     }
+    for (i, (product_id, name, access)) in fleet.topics.iter().enumerate() {
+        hub.add_product_topic(product_id, name, *access)
+            .with_context(|| format!("topic[{i}]"))?;
+    }
     for (product, version, path) in &fleet.firmware {
         let bytes =
             std::fs::read(path).with_context(|| format!("reading firmware {}", path.display()))?;
@@ -230,7 +254,35 @@ struct Served {
     api: fake_hub::api::ApiServer,
 }
 
-async fn start(args: &HubArgs) -> anyhow::Result<Served> {
+/// The host names the TLS certificate names for a fleet: each product's MQTT host.
+fn product_hosts(fleet: &Fleet) -> Vec<String> {
+    let products = fleet
+        .gateways
+        .iter()
+        .map(|(id, _)| id.product_id())
+        .chain(fleet.subdevices.iter().map(|(id, ..)| id.product_id()));
+    let mut hosts: Vec<String> = products
+        .map(|p| format!("{p}.iotcloud.tencentdevices.com"))
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Writes the CA as PEM to `path` and as the C SDK's array to `path.c`.
+fn write_ca(hub: &Hub, path: &Path) -> anyhow::Result<()> {
+    let pem = hub
+        .ca_pem()
+        .context("--ca-file needs --tls-port: the hub has no CA without it")?;
+    std::fs::write(path, &pem).with_context(|| format!("writing the CA to {}", path.display()))?;
+    let mut c_path = path.as_os_str().to_owned();
+    c_path.push(".c");
+    let c_path = PathBuf::from(c_path);
+    std::fs::write(&c_path, fake_hub::ca_as_c_array(&pem))
+        .with_context(|| format!("writing the CA array to {}", c_path.display()))
+}
+
+async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     let cos_listener = bind(args.host, args.cos_port, "COS").await?;
     let cos_addr = cos_listener.local_addr()?;
     let public_host = args
@@ -251,9 +303,13 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
     config.mqtt_addr = SocketAddr::new(args.host, args.mqtt_port);
     config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
+    config.tls_names = product_hosts(fleet);
     let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
         .await
         .context("starting the fake hub")?;
+    if let Some(path) = &args.ca_file {
+        write_ca(&hub, path)?;
+    }
     let hub = Arc::new(hub);
     let api = fake_hub::api::serve_with(
         bind(args.host, args.api_port, "API").await?,
@@ -288,7 +344,7 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let served = start(&args).await?;
+    let served = start(&args, &fleet).await?;
     let live = served.hub.watch_transcript();
     print_banner(&served);
     register(&served.hub, &fleet)?;

@@ -68,6 +68,8 @@ pub(crate) struct ServedHub {
     pub(crate) mqtt: SocketAddr,
     pub(crate) cos: SocketAddr,
     pub(crate) api: SocketAddr,
+    /// The TLS port, when started with `--tls-port`.
+    pub(crate) tls: Option<SocketAddr>,
 }
 
 /// Starts the real binary on free loopback ports and reads its `listening` line.
@@ -110,6 +112,7 @@ pub(crate) async fn serve_hub(extra: &[&str]) -> ServedHub {
         mqtt: addrs["mqtt"],
         cos: addrs["cos"],
         api: addrs["api"],
+        tls: addrs.get("tls").copied(),
     }
 }
 

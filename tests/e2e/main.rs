@@ -6,6 +6,7 @@ mod demo;
 mod gateway;
 mod hub;
 mod python_sdk;
+mod real_clients;
 mod scenarios;
 mod seed_rules;
 mod support;

@@ -37,8 +37,8 @@ fn run(what: &str, cmd: &mut Command) {
     );
 }
 
-/// The virtualenv's python with the SDK installed, made on first use.
-fn sdk_python() -> PathBuf {
+/// The virtualenv's python with the SDK (and paho-mqtt 1.5.1) installed, made on first use.
+pub(crate) fn sdk_python() -> PathBuf {
     let venv = target_dir().join("py-sdk-venv");
     let python = venv.join("bin").join("python");
     let ready = || {

@@ -236,10 +236,29 @@ pub(crate) async fn kick(State(s): State<ApiState>, Path(client_id): Path<String
     StatusCode::NO_CONTENT
 }
 
-pub(crate) async fn ca_pem(State(s): State<ApiState>) -> Result<String, ApiError> {
-    s.hub
+/// `?format=c` asks for the C SDK's `iot_https_ca_crt` array instead of PEM.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CaFormat {
+    format: Option<String>,
+}
+
+pub(crate) async fn ca_pem(
+    State(s): State<ApiState>,
+    axum::extract::Query(q): axum::extract::Query<CaFormat>,
+) -> Result<String, ApiError> {
+    let pem = s
+        .hub
         .ca_pem()
-        .ok_or_else(|| ApiError::conflict(None, "the hub has no TLS listener"))
+        .ok_or_else(|| ApiError::conflict(None, "the hub has no TLS listener"))?;
+    match q.format.as_deref() {
+        None | Some("pem") => Ok(pem),
+        Some("c") => Ok(crate::ca_as_c_array(&pem)),
+        Some(other) => Err(ApiError::bad_request(
+            Some("format"),
+            format!("{other:?}: use pem or c"),
+        )),
+    }
 }
 
 pub(crate) async fn issue_cert(
