@@ -2,6 +2,7 @@
 
 mod console;
 mod cos;
+mod cos_sdk;
 mod demo;
 mod gateway;
 mod hub;
