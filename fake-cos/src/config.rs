@@ -1,8 +1,16 @@
 //! Instance configuration.
 
+use std::time::Duration;
+
 use crate::CosError;
 use crate::auth::CosKey;
 use crate::journal::DEFAULT_JOURNAL_CAPACITY;
+use crate::server::Limits;
+
+/// How long a client may take to send a request head unless configured otherwise.
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Firmware connections served at once unless configured otherwise.
+const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 /// The largest journal a config may ask for, in entries.
 const MAX_JOURNAL_CAPACITY: usize = 10_000_000;
@@ -32,6 +40,12 @@ pub struct CosConfig {
     /// How many requests the journal keeps (the newest); `None` is
     /// [`DEFAULT_JOURNAL_CAPACITY`](crate::DEFAULT_JOURNAL_CAPACITY).
     pub journal_capacity: Option<usize>,
+    /// How long a client may take to send a request head before its connection is closed
+    /// (slowloris, idle sockets); `None` is 10 s. Between 1 ms and 1 hour.
+    pub header_timeout: Option<Duration>,
+    /// Firmware connections served at once (more are closed on accept, so a flood leaves
+    /// descriptors for the control API); `None` is 512. Between 1 and 65,536.
+    pub max_connections: Option<usize>,
 }
 
 /// A validated [`CosConfig`]: what the server runs with.
@@ -43,6 +57,7 @@ pub(crate) struct CosPlan {
     pub(crate) keys: Vec<CosKey>,
     pub(crate) max_object_bytes: u64,
     pub(crate) journal_capacity: usize,
+    pub(crate) limits: Limits,
 }
 
 impl CosConfig {
@@ -57,7 +72,7 @@ impl CosConfig {
             Some(secret) => secret,
             None => {
                 let mut secret = vec![0u8; 32];
-                getrandom::fill(&mut secret).map_err(|e| CosError::Random(e.to_string()))?;
+                getrandom::fill(&mut secret).map_err(CosError::Random)?;
                 secret
             }
         };
@@ -94,6 +109,20 @@ impl CosConfig {
                 });
             }
         };
+        let header_timeout = self.header_timeout.unwrap_or(DEFAULT_HEADER_TIMEOUT);
+        if !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&header_timeout) {
+            return Err(CosError::Config {
+                field: "header_timeout",
+                reason: format!("{header_timeout:?} is not between 1 ms and 1 hour"),
+            });
+        }
+        let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if !(1..=65_536).contains(&max_connections) {
+            return Err(CosError::Config {
+                field: "max_connections",
+                reason: format!("{max_connections} is not between 1 and 65536"),
+            });
+        }
         Ok(CosPlan {
             secret,
             public_host: self.public_host,
@@ -101,6 +130,10 @@ impl CosConfig {
             keys: self.keys,
             max_object_bytes,
             journal_capacity,
+            limits: Limits {
+                header_timeout,
+                max_connections,
+            },
         })
     }
 }

@@ -58,7 +58,7 @@ pub use auth::CosKey;
 pub use clock::CosClock;
 pub use config::{CosConfig, DEFAULT_MAX_OBJECT_BYTES};
 pub use cos::{Cos, MAX_URL_VALIDITY, start};
-pub use error::CosError;
+pub use error::{CosError, TlsError};
 pub use fault::{FaultRule, FiredRule, Fires, InstalledRule, RuleGuard, RuleId, Selector, Verdict};
 pub use folder::FolderLoad;
 pub use journal::{ConnEnd, DEFAULT_JOURNAL_CAPACITY, JournalEntry, MAX_FIELD_BYTES};

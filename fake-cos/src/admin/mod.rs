@@ -29,7 +29,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::server::{self, Limits};
 use crate::{Cos, CosError};
+
+/// Control connections served at once; the firmware listener's flood cannot take these.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// A running control API; stops with [`Admin::shutdown`] or with the instance.
 #[derive(Debug)]
@@ -50,7 +54,7 @@ impl Admin {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting and waits until every control connection is done.
+    /// Stops accepting and drops every control connection.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         if let Err(error) = self.task.await {
@@ -66,15 +70,17 @@ impl Cos {
         let addr = listener.local_addr().map_err(CosError::AdminAddr)?;
         let shutdown = self.shared.shutdown.child_token();
         let app = routes::router(self.detached());
-        let stop = shutdown.clone();
-        let task = self.shared.tracker.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(error) = served {
-                warn!(%error, "control API stopped with an error");
-            }
-        });
+        let limits = Limits {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            ..self.shared.plan.limits
+        };
+        let task = self.shared.tracker.spawn(server::serve_router(
+            listener,
+            app,
+            limits,
+            shutdown.clone(),
+            self.shared.tracker.clone(),
+        ));
         info!(%addr, "fake COS control API listening");
         Ok(Admin {
             addr,

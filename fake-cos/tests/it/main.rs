@@ -5,6 +5,8 @@ mod admin_client;
 mod client;
 mod determinism;
 mod faults;
+mod folder;
+mod hardening;
 mod journal;
 mod resume;
 mod serving;
