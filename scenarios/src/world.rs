@@ -63,6 +63,13 @@ impl FirmwareStore for CosStore {
             .signed_url(object, valid_for)
             .map_err(|e| e.to_string())
     }
+
+    fn stat(&self, object: &str) -> Option<fake_hub::StoredObject> {
+        self.0.object_info(object).map(|o| fake_hub::StoredObject {
+            size_bytes: o.size,
+            md5: o.md5_hex,
+        })
+    }
 }
 
 enum Running {

@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 type HmacSha256 = Hmac<Sha256>;
 
 /// The service name in the credential scope.
-pub(crate) const SERVICE: &str = "iotcloud";
+pub const SERVICE: &str = "iotcloud";
 
 /// How far `X-TC-Timestamp` may be from the hub's clock, as on the real API.
-pub(crate) const MAX_SKEW_SECS: i64 = 300;
+pub const MAX_SKEW_SECS: i64 = 300;
 
 /// The algorithm name, first word of the `Authorization` header.
 const ALGORITHM: &str = "TC3-HMAC-SHA256";
@@ -83,7 +83,8 @@ impl Authorization {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// Lower-case hex SHA-256 (the canonical request's payload hash).
+pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -93,9 +94,9 @@ fn hmac(key: &[u8], msg: &str) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// The canonical request: method, path, query, `name:value\n` per signed header, the signed
-/// header list, and the body's hash.
-pub(crate) fn canonical_request(
+/// The canonical request: method, path, query, `name:value\n` per signed header (names and
+/// values already lower-case and trimmed), the signed header list, and the body's hash.
+pub fn canonical_request(
     method: &str,
     path: &str,
     query: &str,
@@ -111,7 +112,7 @@ pub(crate) fn canonical_request(
 }
 
 /// The hex signature of `canonical` made at `timestamp` on `date` with `secret_key`.
-pub(crate) fn sign(
+pub fn sign(
     secret_key: &str,
     date: &str,
     service: &str,
@@ -130,7 +131,7 @@ pub(crate) fn sign(
 }
 
 /// The UTC date (`YYYY-MM-DD`) of a Unix time in seconds.
-pub(crate) fn utc_date(unix_secs: i64) -> String {
+pub fn utc_date(unix_secs: i64) -> String {
     // Days to civil date (Howard Hinnant's algorithm), valid for the whole i64 day range used.
     let days = unix_secs.div_euclid(86_400);
     let z = days + 719_468;
