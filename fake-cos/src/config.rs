@@ -1,7 +1,15 @@
 //! Instance configuration.
 
 use crate::CosError;
+use crate::auth::CosKey;
+use crate::journal::DEFAULT_JOURNAL_CAPACITY;
+
+/// The largest journal a config may ask for, in entries.
+const MAX_JOURNAL_CAPACITY: usize = 10_000_000;
 use crate::tls::TlsIdentity;
+
+/// The largest object a `PUT` may store unless configured otherwise.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 512 << 20;
 
 /// How one fake COS instance signs and spells its URLs.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +23,15 @@ pub struct CosConfig {
     pub public_host: Option<String>,
     /// Serve HTTPS with this identity instead of plain HTTP; signed URLs then start `https://`.
     pub tls: Option<TlsIdentity>,
+    /// SecretId/SecretKey pairs whose COS XML API signatures (`q-sign-*`, header or presigned
+    /// query) are accepted for PUT, GET and HEAD; more can be added with
+    /// [`Cos::add_key`](crate::Cos::add_key).
+    pub keys: Vec<CosKey>,
+    /// The largest object a signed `PUT` may store; `None` is [`DEFAULT_MAX_OBJECT_BYTES`].
+    pub max_object_bytes: Option<u64>,
+    /// How many requests the journal keeps (the newest); `None` is
+    /// [`DEFAULT_JOURNAL_CAPACITY`](crate::DEFAULT_JOURNAL_CAPACITY).
+    pub journal_capacity: Option<usize>,
 }
 
 /// A validated [`CosConfig`]: what the server runs with.
@@ -23,6 +40,9 @@ pub(crate) struct CosPlan {
     pub(crate) secret: Vec<u8>,
     pub(crate) public_host: Option<String>,
     pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub(crate) keys: Vec<CosKey>,
+    pub(crate) max_object_bytes: u64,
+    pub(crate) journal_capacity: usize,
 }
 
 impl CosConfig {
@@ -54,10 +74,33 @@ impl CosConfig {
             .as_ref()
             .map(TlsIdentity::server_config)
             .transpose()?;
+        let max_object_bytes = match self.max_object_bytes {
+            Some(0) => {
+                return Err(CosError::Config {
+                    field: "max_object_bytes",
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Some(max) => max,
+            None => DEFAULT_MAX_OBJECT_BYTES,
+        };
+        let journal_capacity = match self.journal_capacity {
+            None => DEFAULT_JOURNAL_CAPACITY,
+            Some(n) if (1..=MAX_JOURNAL_CAPACITY).contains(&n) => n,
+            Some(n) => {
+                return Err(CosError::Config {
+                    field: "journal_capacity",
+                    reason: format!("{n} is not between 1 and {MAX_JOURNAL_CAPACITY}"),
+                });
+            }
+        };
         Ok(CosPlan {
             secret,
             public_host: self.public_host,
             tls,
+            keys: self.keys,
+            max_object_bytes,
+            journal_capacity,
         })
     }
 }

@@ -44,6 +44,17 @@ pub enum CosError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A URL was asked to stay valid longer than [`MAX_URL_VALIDITY`](crate::MAX_URL_VALIDITY).
+    #[error("valid_secs: {secs} is more than the maximum of {max_secs} seconds")]
+    ValidityTooLong {
+        /// The validity asked for, in seconds.
+        secs: u64,
+        /// The maximum, in seconds.
+        max_secs: u64,
+    },
+    /// A presigned URL was asked for with a key pair the instance does not accept.
+    #[error("SecretId {0:?} is not one of this fake COS's keys (add it with Cos::add_key)")]
+    UnknownKey(String),
     /// A journal condition did not hold before the deadline.
     #[error("journal condition not met within {0:?}")]
     JournalTimeout(Duration),

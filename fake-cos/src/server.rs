@@ -16,9 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, debug_span, warn};
 
-use crate::cos::Shared;
 use crate::handler::{ConnCtx, handle};
 use crate::io::{ConnCtl, FaultIo};
+use crate::shared::Shared;
 
 /// The router: every path goes to one handler, which validates names itself.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {

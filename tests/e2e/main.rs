@@ -3,6 +3,7 @@
 mod cloud_sdk;
 mod console;
 mod cos;
+mod cos_sdk;
 mod demo;
 mod gateway;
 mod hub;

@@ -46,14 +46,14 @@ fn sdk_python() -> PathBuf {
     )
 }
 
-/// The python of the virtualenv `target/{name}`, made on first use with each of `install`'s
-/// `pip install` argument lists, and reused while `imports` runs.
-pub(crate) fn venv_python(name: &str, install: &[&[&str]], imports: &str) -> PathBuf {
-    let venv = target_dir().join(name);
+/// The python of a virtualenv `target/{dir}` with each of `install` (pip arguments, pinned
+/// versions) installed, made on first use and reused while `probe` (Python code) runs.
+pub(crate) fn venv_python(dir: &str, install: &[&[&str]], probe: &str) -> PathBuf {
+    let venv = target_dir().join(dir);
     let python = venv.join("bin").join("python");
     let ready = || {
         Command::new(&python)
-            .args(["-c", imports])
+            .args(["-c", probe])
             .output()
             .is_ok_and(|o| o.status.success())
     };
@@ -84,7 +84,10 @@ pub(crate) fn venv_python(name: &str, install: &[&[&str]], imports: &str) -> Pat
                 .args(*args),
         );
     }
-    assert!(ready(), "the SDK is installed but does not import");
+    assert!(
+        ready(),
+        "the packages are installed but do not import: {probe}"
+    );
     python
 }
 

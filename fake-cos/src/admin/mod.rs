@@ -8,15 +8,15 @@
 //! | `GET /objects` | | objects by name |
 //! | `PUT /objects/{name}` | raw bytes | the stored object |
 //! | `DELETE /objects/{name}` | | 204, or 404 |
-//! | `GET /objects/{name}/url?valid_secs=N` | | `{"url": ...}` (default one day) |
+//! | `GET /objects/{name}/url?valid_secs=N` | | `{"url": ...}` (default one day, at most 100 years) |
 //! | `GET /rules` | | rules in decision order, with `fired` counts |
 //! | `POST /rules` | a [`FaultRule`](crate::FaultRule) | 201 `{"id": N}` |
 //! | `DELETE /rules` | | 204, every rule removed |
 //! | `DELETE /rules/{id}` | | 204, or 404 |
-//! | `GET /journal?since=SEQ` | | entries numbered above `SEQ` |
-//! | `POST /reset` | | 204: objects, rules, journal, attempts and clock forgotten |
+//! | `GET /journal?since=SEQ&limit=N` | | at most `N` (default 1000, at most 10000) entries numbered above `SEQ` |
+//! | `POST /reset` | | 204: rules, journal, attempts and clock forgotten; objects kept |
 //! | `GET /clock` | | `{"offset_ms": ..., "now_unix": ...}` |
-//! | `POST /clock` | `{"advance_secs": N}` or `{"offset_ms": N}` | the new clock |
+//! | `POST /clock` | `{"advance_secs": N}` or `{"offset_ms": N}` (each within 100 years) | the new clock |
 //!
 //! Errors are `{"error": "..."}` with 400 (the message names the field), 404 or 413.
 

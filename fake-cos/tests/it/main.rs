@@ -10,3 +10,4 @@ mod resume;
 mod serving;
 mod signing;
 mod tls;
+mod upload;
