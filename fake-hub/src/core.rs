@@ -169,6 +169,24 @@ impl HubCore {
         }
     }
 
+    /// Publishes to any topic (the Cloud API's PublishMessage), recorded under `client_id`.
+    pub(crate) fn send_text(
+        &self,
+        state: &mut State,
+        client_id: &str,
+        topic: &str,
+        payload: Vec<u8>,
+        qos: u8,
+    ) {
+        crate::strict::check_publish(self, state, client_id, topic, payload.len());
+        let text = String::from_utf8_lossy(&payload).into_owned();
+        self.record(state, Direction::Out, client_id, topic, text);
+        match self.broker.get() {
+            Some(b) => b.publish(topic, payload, qos),
+            None => warn!("hub publish before the broker is attached"),
+        }
+    }
+
     pub(crate) fn kick(&self, client_id: &str) {
         if let Some(b) = self.broker.get() {
             b.kick(client_id);

@@ -33,7 +33,7 @@ mod transcript;
 
 pub use faults::{FaultId, Fires, HubFaultAction, HubFaultRule, InstalledFault, Milestone};
 pub use registry::{DeviceKind, FirmwareInfo};
-pub use store::FirmwareStore;
+pub use store::{FirmwareStore, StoredObject};
 pub use tasks::{
     DeviceUpdate, PushMethod, PushRequest, RateLimit, TaskOptions, TaskRequest, TaskStatus,
     UpdateState,
