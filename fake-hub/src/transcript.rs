@@ -15,7 +15,8 @@ pub enum Direction {
     Out,
     /// A hub event: `connect` (the verdict), `subscribe`, `suback failure`, `disconnect` (the
     /// reason), `fault` (a rule fired), `fault refused`, `strict` (a C SDK limit crossed),
-    /// `ignored` (malformed JSON, an unknown type, a wrong shape).
+    /// `ignored` (malformed JSON, an unknown type, a wrong shape), `will refused` (a CONNECT whose
+    /// Last Will the client may not publish), `will` (a Last Will sent, followed by its `In` entry).
     Event,
 }
 

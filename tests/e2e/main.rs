@@ -4,6 +4,7 @@ mod console;
 mod cos;
 mod demo;
 mod gateway;
+mod hardening;
 mod hub;
 mod python_sdk;
 mod scenarios;
