@@ -95,9 +95,12 @@ impl HubCore {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .expect("hub state lock: no code panics while holding it")
+        // No code panics while holding it; should one ever, the hub keeps serving (a poisoned
+        // lock made every later call fail, and every CONNECT get code 3) and says so.
+        self.state.lock().unwrap_or_else(|poisoned| {
+            warn!("hub state lock poisoned by a panic: serving on");
+            poisoned.into_inner()
+        })
     }
 
     pub(crate) fn store(&self) -> &dyn FirmwareStore {

@@ -134,20 +134,33 @@ fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<De
     DeviceId::new(product_id, device_name).with_context(|| at.to_owned())
 }
 
+/// The control API's rule for secrets: 1 to 256 printable ASCII characters.
+fn check_secret(at: &str, secret: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=256).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic()),
+        "{at}: must be 1 to 256 printable ASCII characters"
+    );
+    Ok(())
+}
+
 fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
     let mut fleet = Fleet::default();
     for (i, g) in file.gateway.into_iter().enumerate() {
         let id = device_id(&format!("gateway[{i}]"), &g.product_id, &g.device_name)?;
-        anyhow::ensure!(
-            !g.secret.is_empty(),
-            "gateway[{i}].secret: must not be empty"
-        );
+        check_secret(&format!("gateway[{i}].secret"), &g.secret)?;
         fleet.gateways.push((id, g.secret));
     }
     for (i, s) in file.subdevice.into_iter().enumerate() {
         let at = format!("subdevice[{i}]");
         let id = device_id(&at, &s.product_id, &s.device_name)?;
-        anyhow::ensure!(!s.secret.is_empty(), "{at}.secret: must not be empty");
+        check_secret(&format!("{at}.secret"), &s.secret)?;
+        if let Some(v) = &s.version {
+            anyhow::ensure!(
+                (1..=32).contains(&v.len()),
+                "{at}.version: must be 1 to 32 characters, not {}",
+                v.len()
+            );
+        }
         let gateway = match &s.gateway {
             None => None,
             Some(g) => {
