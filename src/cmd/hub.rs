@@ -70,9 +70,14 @@ pub struct HubArgs {
     /// Upload firmware at start: PRODUCT_ID:VERSION:FILE (repeatable).
     #[arg(long, value_name = "PRODUCT:VERSION:FILE")]
     firmware: Vec<String>,
-    /// Write the transcript here as JSON lines, as it happens.
+    /// Write the transcript here as JSON lines, as it happens (the whole record, however
+    /// long the hub runs).
     #[arg(long)]
     transcript: Option<PathBuf>,
+    /// How much transcript the hub keeps in memory, in MiB (the oldest entries go first; the
+    /// `--transcript` file keeps everything).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    transcript_max_mb: u16,
     /// Do not print transcript lines.
     #[arg(long)]
     quiet: bool,
@@ -264,6 +269,7 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
     config.mqtt_addr = SocketAddr::new(args.host, args.mqtt_port);
     config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
+    config.transcript_limits.max_bytes = usize::from(args.transcript_max_mb) << 20;
     let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
         .await
         .context("starting the fake hub")?;
@@ -369,11 +375,10 @@ async fn follow(
         let batch = match live.recv().await {
             Ok(e) if e.seq == next => vec![e],
             Ok(e) if e.seq < next => continue,
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => hub
-                .transcript()
-                .into_iter()
-                .filter(|e| e.seq >= next)
-                .collect(),
+            // Only what was missed is copied; the hub keeps far more than a lag can skip.
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                hub.transcript_since(next, usize::MAX)
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         for e in batch {

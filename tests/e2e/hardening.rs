@@ -4,6 +4,7 @@
 //! beside a normal update (the soak test). Loopback only, every loop bounded.
 
 mod limits;
+mod records;
 mod wills;
 mod wire;
 
@@ -55,4 +56,75 @@ pub(crate) async fn two_gateway_hub(config: HubConfig) -> Arc<Hub> {
     }
     hub.add_subdevice(&light(3), LIGHT_SECRET, None, Some("0.1"));
     Arc::new(hub)
+}
+
+/// An HTTP/1.1 answer: status, lower-cased header lines, body.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
+}
+
+impl Answer {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One request on a fresh connection with exactly the header lines given (no `Host` unless
+/// given: the tests forge it).
+pub(crate) async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the API");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    tcp.write_all(head.as_bytes()).await.expect("send head");
+    tcp.write_all(body).await.expect("send body");
+    let mut raw = Vec::new();
+    crate::support::within("an HTTP answer", tcp.read_to_end(&mut raw))
+        .await
+        .expect("read the answer");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete answer");
+    let mut lines = head.lines();
+    let status = lines.next().expect("a status line")[9..12]
+        .parse()
+        .expect("a status code");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// The resident set size of process `pid`, in KiB, from `/proc/PID/status`.
+pub(crate) fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
 }
