@@ -73,9 +73,14 @@ pub struct HubArgs {
     /// Upload firmware at start: PRODUCT_ID:VERSION:FILE (repeatable).
     #[arg(long, value_name = "PRODUCT:VERSION:FILE")]
     firmware: Vec<String>,
-    /// Write the transcript here as JSON lines, as it happens.
+    /// Write the transcript here as JSON lines, as it happens (the whole record, however
+    /// long the hub runs).
     #[arg(long)]
     transcript: Option<PathBuf>,
+    /// How much transcript the hub keeps in memory, in MiB (the oldest entries go first; the
+    /// `--transcript` file keeps everything).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    transcript_max_mb: u16,
     /// Do not print transcript lines.
     #[arg(long)]
     quiet: bool,
@@ -148,20 +153,33 @@ fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<De
     DeviceId::new(product_id, device_name).with_context(|| at.to_owned())
 }
 
+/// The control API's rule for secrets: 1 to 256 printable ASCII characters.
+fn check_secret(at: &str, secret: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=256).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic()),
+        "{at}: must be 1 to 256 printable ASCII characters"
+    );
+    Ok(())
+}
+
 fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
     let mut fleet = Fleet::default();
     for (i, g) in file.gateway.into_iter().enumerate() {
         let id = device_id(&format!("gateway[{i}]"), &g.product_id, &g.device_name)?;
-        anyhow::ensure!(
-            !g.secret.is_empty(),
-            "gateway[{i}].secret: must not be empty"
-        );
+        check_secret(&format!("gateway[{i}].secret"), &g.secret)?;
         fleet.gateways.push((id, g.secret));
     }
     for (i, s) in file.subdevice.into_iter().enumerate() {
         let at = format!("subdevice[{i}]");
         let id = device_id(&at, &s.product_id, &s.device_name)?;
-        anyhow::ensure!(!s.secret.is_empty(), "{at}.secret: must not be empty");
+        check_secret(&format!("{at}.secret"), &s.secret)?;
+        if let Some(v) = &s.version {
+            anyhow::ensure!(
+                (1..=32).contains(&v.len()),
+                "{at}.version: must be 1 to 32 characters, not {}",
+                v.len()
+            );
+        }
         let gateway = match &s.gateway {
             None => None,
             Some(g) => {
@@ -281,6 +299,7 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     config.mqtt_addr = SocketAddr::new(args.host, args.mqtt_port);
     config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
+    config.transcript_limits.max_bytes = usize::from(args.transcript_max_mb) << 20;
     let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
         .await
         .context("starting the fake hub")?;
@@ -410,11 +429,10 @@ async fn follow(
         let batch = match live.recv().await {
             Ok(e) if e.seq == next => vec![e],
             Ok(e) if e.seq < next => continue,
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => hub
-                .transcript()
-                .into_iter()
-                .filter(|e| e.seq >= next)
-                .collect(),
+            // Only what was missed is copied; the hub keeps far more than a lag can skip.
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                hub.transcript_since(next, usize::MAX)
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         for e in batch {

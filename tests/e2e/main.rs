@@ -6,6 +6,7 @@ mod cos;
 mod cos_sdk;
 mod demo;
 mod gateway;
+mod hardening;
 mod hub;
 mod python_sdk;
 mod scenarios;
