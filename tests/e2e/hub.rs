@@ -70,6 +70,8 @@ pub(crate) struct ServedHub {
     pub(crate) api: SocketAddr,
     /// The TLS port, when started with `--tls-port`.
     pub(crate) tls: Option<SocketAddr>,
+    /// The Cloud API (`cloud=` of the listening line).
+    pub(crate) cloud: Option<SocketAddr>,
 }
 
 /// Starts the real binary on free loopback ports and reads its `listening` line.
@@ -113,6 +115,7 @@ pub(crate) async fn serve_hub(extra: &[&str]) -> ServedHub {
         cos: addrs["cos"],
         api: addrs["api"],
         tls: addrs.get("tls").copied(),
+        cloud: addrs.get("cloud").copied(),
     }
 }
 
