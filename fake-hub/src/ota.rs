@@ -111,7 +111,12 @@ impl HubCore {
             return warn!(%device, version = %target, "firmware vanished from the registry");
         };
         let url = match self.store().signed_url(&fw.object, self.url_validity) {
-            Ok(url) => url,
+            Ok(url) => {
+                let validity_ms = i64::try_from(self.url_validity.as_millis()).unwrap_or(i64::MAX);
+                let expires = self.clock.now_unix_ms().saturating_add(validity_ms);
+                self.issued.note(device, &fw.object, expires);
+                url
+            }
             Err(e) => {
                 return warn!(%device, object = %fw.object, error = %e, "cannot sign a firmware url");
             }

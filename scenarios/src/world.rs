@@ -1,11 +1,11 @@
 //! A world for one scenario: fake COS, fake hub and gateways, on loopback with their own ports
 //! and temp directories, so scenarios run side by side.
 
+use crate::CosStore;
 use crate::burner::ScenarioBurner;
 use crate::plan::{GatewayRun, Plan};
-use bytes::Bytes;
 use fake_cos::{Cos, CosConfig, FaultRule, Verdict};
-use fake_hub::{FirmwareStore, Hub, HubConfig};
+use fake_hub::{Hub, HubConfig};
 use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayOptions, HubAddress, SubdeviceConfig};
 use otasim_protocol::{DeviceId, DeviceInfo};
 use serde::Serialize;
@@ -44,25 +44,6 @@ pub struct Note {
     pub text: String,
     /// For `http`: the COS journal's request number.
     pub cos_seq: Option<u64>,
-}
-
-/// Puts hub uploads on fake COS and signs URLs with it: the glue between the two fakes, which
-/// know nothing of each other. `otasim hub` and the end-to-end tests use it too.
-pub struct CosStore(pub Cos);
-
-impl FirmwareStore for CosStore {
-    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {
-        self.0
-            .put_object(object, Bytes::from(bytes))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn signed_url(&self, object: &str, valid_for: Duration) -> Result<String, String> {
-        self.0
-            .signed_url(object, valid_for)
-            .map_err(|e| e.to_string())
-    }
 }
 
 enum Running {
