@@ -2,8 +2,8 @@
 //! [`RequestSink`], and the hub records it beside the MQTT traffic as a [`Direction::Http`]
 //! entry naming the devices it was for, so one device's timeline shows both.
 //!
-//! Which device a request is for: the devices the hub signed a still-valid URL for that object
-//! for, by their latest `update_firmware`. COS sees only a path, so when several devices hold
+//! Which device a request is for: the devices whose latest `update_firmware` carried a URL for
+//! that object. COS sees only a path, so when several devices hold
 //! such a URL (subdevices of one product behind one gateway), the entry names them all.
 
 use crate::core::HubCore;
@@ -75,28 +75,28 @@ impl RequestSink {
     }
 }
 
-/// The latest URL the hub signed for each device: object and expiry (hub wall clock, ms).
+/// The object of the latest URL the hub signed for each device.
 #[derive(Debug, Default)]
 pub(crate) struct Issued {
-    latest: Mutex<BTreeMap<DeviceId, (String, i64)>>,
+    latest: Mutex<BTreeMap<DeviceId, String>>,
 }
 
 impl Issued {
-    pub(crate) fn note(&self, device: &DeviceId, object: &str, expires_unix_ms: i64) {
-        self.lock()
-            .insert(device.clone(), (object.to_owned(), expires_unix_ms));
+    pub(crate) fn note(&self, device: &DeviceId, object: &str) {
+        self.lock().insert(device.clone(), object.to_owned());
     }
 
-    /// The devices whose latest URL is for `object` and still valid at `now_unix_ms`.
-    pub(crate) fn holders(&self, object: &str, now_unix_ms: i64) -> Vec<DeviceId> {
+    /// The devices whose latest URL is for `object`. Expired URLs count: a request with one
+    /// (answered 403) is still that device's.
+    pub(crate) fn holders(&self, object: &str) -> Vec<DeviceId> {
         self.lock()
             .iter()
-            .filter(|(_, (o, expires))| o == object && *expires >= now_unix_ms)
+            .filter(|(_, o)| *o == object)
             .map(|(d, _)| d.clone())
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<DeviceId, (String, i64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<DeviceId, String>> {
         self.latest
             .lock()
             .expect("issued-URL lock: nothing panics while holding it")
@@ -110,7 +110,7 @@ impl HubCore {
         let devices = request
             .object
             .as_deref()
-            .map(|o| self.issued.holders(o, self.clock.now_unix_ms()))
+            .map(|o| self.issued.holders(o))
             .unwrap_or_default();
         let client_id = devices
             .first()
@@ -140,19 +140,15 @@ mod tests {
     }
 
     #[test]
-    fn holders_are_the_devices_whose_latest_valid_url_is_for_the_object() {
+    fn holders_are_the_devices_whose_latest_url_is_for_the_object() {
         let issued = Issued::default();
-        issued.note(&id("light1"), "fw_1.0", 1_000);
-        issued.note(&id("light2"), "fw_1.0", 5_000);
-        issued.note(&id("light3"), "fw_1.0", 5_000);
-        issued.note(&id("light3"), "fw_2.0", 5_000);
-        assert_eq!(issued.holders("fw_1.0", 2_000), vec![id("light2")]);
-        assert_eq!(
-            issued.holders("fw_1.0", 1_000),
-            vec![id("light1"), id("light2")]
-        );
-        assert_eq!(issued.holders("fw_2.0", 5_000), vec![id("light3")]);
-        assert!(issued.holders("fw_2.0", 5_001).is_empty());
+        issued.note(&id("light1"), "fw_1.0");
+        issued.note(&id("light2"), "fw_1.0");
+        issued.note(&id("light3"), "fw_1.0");
+        issued.note(&id("light3"), "fw_2.0");
+        assert_eq!(issued.holders("fw_1.0"), vec![id("light1"), id("light2")]);
+        assert_eq!(issued.holders("fw_2.0"), vec![id("light3")]);
+        assert!(issued.holders("fw_3.0").is_empty());
     }
 
     #[test]

@@ -112,9 +112,7 @@ impl HubCore {
         };
         let url = match self.store().signed_url(&fw.object, self.url_validity) {
             Ok(url) => {
-                let validity_ms = i64::try_from(self.url_validity.as_millis()).unwrap_or(i64::MAX);
-                let expires = self.clock.now_unix_ms().saturating_add(validity_ms);
-                self.issued.note(device, &fw.object, expires);
+                self.issued.note(device, &fw.object);
                 url
             }
             Err(e) => {

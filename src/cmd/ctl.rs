@@ -191,9 +191,13 @@ async fn status(api: &Api, out: &Out) -> anyhow::Result<()> {
         let mut text = format!("hub {} (mqtt {})\n", health["status"], health["mqtt"]);
         for d in devices.as_array().into_iter().flatten() {
             let update = d["update"]["state"]["state"].as_str().unwrap_or("-");
+            let id = format!(
+                "{}/{}",
+                d["device"]["product_id"].as_str().unwrap_or("?"),
+                d["device"]["device_name"].as_str().unwrap_or("?")
+            );
             text.push_str(&format!(
-                "device {:<32} {:<9} {:<7} version {:<10} update {update}\n",
-                d["device"].as_str().unwrap_or("?"),
+                "device {id:<32} {:<9} {:<7} version {:<10} update {update}\n",
                 d["kind"].as_str().unwrap_or("?"),
                 if d["online"] == true {
                     "online"
@@ -206,7 +210,10 @@ async fn status(api: &Api, out: &Out) -> anyhow::Result<()> {
         for t in tasks.as_array().into_iter().flatten() {
             text.push_str(&format!(
                 "task {} {} {}: {}\n",
-                t["id"], t["product_id"], t["version"], t["summary"]
+                t["id"],
+                t["request"]["product_id"].as_str().unwrap_or("?"),
+                t["request"]["version"].as_str().unwrap_or("?"),
+                t["summary"]
             ));
         }
         let count = |v: &Value| v.as_array().map_or(0, Vec::len);
