@@ -27,6 +27,7 @@
 //! `catalog/`, run by `otasim run scenarios/catalog`.
 
 mod burner;
+mod cos_store;
 mod expect;
 mod files;
 mod import;
@@ -38,6 +39,7 @@ mod steps;
 mod timeline;
 mod world;
 
+pub use cos_store::{CosStore, HubCos};
 pub use expect::describe_report;
 pub use fake_hub::TranscriptEntry;
 pub use files::discover;
@@ -49,7 +51,7 @@ pub use plan::{
 pub use report::{JsonReport, html_timeline, junit_xml};
 pub use run::{DeviceRow, RunReport, reports_for, run, run_all, run_keeping_world, run_seeded};
 pub use timeline::describe_entry;
-pub use world::{CosStore, Note, World, WorldError};
+pub use world::{Note, World, WorldError};
 
 /// The seed demo scenario, built into the binary.
 pub const SEED_DEMO: &str = include_str!("../catalog/seed-demo.toml");

@@ -20,7 +20,7 @@ use clap::Args;
 use fake_cos::{Cos, CosConfig};
 use fake_hub::{Hub, HubConfig, TranscriptEntry};
 use otasim_protocol::DeviceId;
-use scenarios::CosStore;
+use scenarios::HubCos;
 use serde::Deserialize;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -300,7 +300,7 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
     config.transcript_limits.max_bytes = usize::from(args.transcript_max_mb) << 20;
-    let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
+    let hub = Hub::start(config, Arc::new(HubCos::new(cos.clone())))
         .await
         .context("starting the fake hub")?;
     let hub = Arc::new(hub);

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cos;
+mod ctl;
 mod demo;
 mod gateway;
 mod hub;
@@ -32,6 +33,8 @@ pub enum Command {
     Cos(cos::CosArgs),
     /// Run fake hub and fake COS as a server for gateways we did not write.
     Hub(hub::HubArgs),
+    /// Drive a running `otasim hub` from the shell: status, watch, push, firmware, faults, clock.
+    Ctl(ctl::CtlArgs),
     /// Run the gateway OTA client against any hub.
     Gateway(gateway::GatewayArgs),
     /// Run scenario files or folders.
@@ -54,6 +57,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Cos(args) => cos::run(args).await,
         Command::Hub(args) => hub::run(args).await,
+        Command::Ctl(args) => ctl::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
         Command::Run(args) => scenario::run(args).await,
         Command::List(args) => scenario::list(args).await,

@@ -94,6 +94,11 @@ pub(crate) const MAX_TRANSCRIPT_PAGE: usize = 10_000;
 
 /// Whether `e` is about `device` (`PID/name`, client id `PIDname`).
 pub(crate) fn entry_is_about(e: &TranscriptEntry, device: &otasim_protocol::DeviceId) -> bool {
+    if e.direction == crate::Direction::Http {
+        // A COS request may be for several devices holding a URL for the same object.
+        return serde_json::from_str::<crate::HttpRecord>(&e.payload)
+            .is_ok_and(|r| r.devices.contains(&device.to_string()));
+    }
     match e.topic.parse::<otasim_protocol::Topic>() {
         Ok(t) => t.device() == device,
         Err(_) => e.client_id == device.client_id(),

@@ -129,7 +129,7 @@ fn entry_row(out: &mut String, lanes: &Lanes, e: &TranscriptEntry) {
         Direction::In => (lane, lanes.hub(), "r"),
         Direction::Out => (lanes.hub(), lane, "l"),
         Direction::Refused => (lane, lanes.hub(), "x"),
-        Direction::Event => (lane, lane, "e"),
+        Direction::Event | Direction::Http => (lane, lane, "e"),
     };
     let label = if e.direction == Direction::Event {
         text.as_str()
