@@ -28,28 +28,40 @@
 
 mod burner;
 mod expect;
+mod failure;
 mod files;
+mod happened;
 mod import;
 mod judge;
 mod plan;
+mod profile;
 mod report;
 mod run;
 mod steps;
 mod timeline;
 mod world;
 
-pub use expect::describe_report;
+pub use expect::{
+    DeviceOutcome, MsgPattern, PatternError, PercentRange, ReportItem, ReportPattern,
+    ResultPattern, describe_report,
+};
+pub use failure::{CosMismatch, Failure, StepError};
 pub use fake_hub::TranscriptEntry;
-pub use files::discover;
+pub use files::{DiscoverError, discover};
+pub use happened::{DeviceRow, Happened, reports_for};
 pub use import::{ImportError, Imported, import_log};
 pub use plan::{
-    Bounds, BurnerPlan, Condition, Expectations, FirmwarePlan, GatewayPlan, GatewayRun, Plan,
-    PlanError, Step, SubdevicePlan,
+    Bounds, BurnerPlan, Condition, CosRequestExpect, Expectations, FirmwarePlan, GatewayPlan,
+    GatewayRun, Plan, PlanError, QuietOn, Step, SubdevicePlan,
 };
+pub use profile::{Concurrency, FailCodes, GatewayProfile, ProfileError, Resume};
 pub use report::{JsonReport, html_timeline, junit_xml};
-pub use run::{DeviceRow, RunReport, reports_for, run, run_all, run_keeping_world, run_seeded};
-pub use timeline::describe_entry;
-pub use world::{CosStore, Note, World, WorldError};
+pub use run::{
+    RunOptions, RunReport, for_external, is_external, run, run_all, run_keeping_world, run_seeded,
+    run_with,
+};
+pub use timeline::{describe_cos, describe_entry};
+pub use world::{CosStore, Note, Ports, World, WorldError};
 
 /// The seed demo scenario, built into the binary.
 pub const SEED_DEMO: &str = include_str!("../catalog/seed-demo.toml");

@@ -42,7 +42,7 @@ pub fn html_timeline(report: &RunReport) -> String {
         let _ = write!(
             out,
             "<pre>{}\n\n{}</pre>",
-            esc(&report.failures.join("\n")),
+            esc(&report.failure_lines().join("\n")),
             esc(&report.context.join("\n"))
         );
     }

@@ -13,11 +13,16 @@ pub fn junit_xml(reports: &[RunReport], errors: &[(String, String)]) -> String {
             TestCaseStatus::success()
         } else {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(r.failures.first().cloned().unwrap_or_default());
+            s.set_message(
+                r.failures
+                    .first()
+                    .map(|f| f.to_string())
+                    .unwrap_or_default(),
+            );
             s.set_type("expectation");
             s.set_description(format!(
                 "{}\n\n{}",
-                r.failures.join("\n"),
+                r.failure_lines().join("\n"),
                 r.context.join("\n")
             ));
             s
