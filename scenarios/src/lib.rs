@@ -35,6 +35,7 @@ mod import;
 mod judge;
 mod plan;
 mod profile;
+mod qualify;
 mod report;
 mod run;
 mod steps;
@@ -50,12 +51,16 @@ pub use fake_hub::TranscriptEntry;
 pub use files::{DiscoverError, discover};
 pub use happened::{DeviceRow, Happened, reports_for};
 pub use import::{ImportError, Imported, import_log};
+pub use judge::Record;
 pub use plan::{
     Bounds, BurnerPlan, Condition, CosRequestExpect, Expectations, FirmwarePlan, GatewayPlan,
     GatewayRun, Plan, PlanError, QuietOn, Step, SubdevicePlan,
 };
 pub use profile::{Concurrency, FailCodes, GatewayProfile, ProfileError, Resume};
-pub use report::{JsonReport, html_timeline, junit_xml};
+pub use qualify::{GatewayUnderTest, Qualification, Qualified, Verdict};
+pub use report::{
+    IndexEntry, JsonReport, html_index, html_timeline, junit_qualification, junit_xml, page_name,
+};
 pub use run::{
     RunOptions, RunReport, for_external, is_external, run, run_all, run_keeping_world, run_seeded,
     run_with,

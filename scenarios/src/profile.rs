@@ -6,6 +6,7 @@
 //! subdevices = "serial"              # or "concurrent" (default)
 //! shares_downloads = false           # one download per subdevice, even of the same image
 //! reports_version_after_done = false # the hub sees `done` but no `report_version` after it
+//! reports_burning = false            # no `burning` report before `done`
 //! resume = "restart"                 # or "range" (default): how an interrupted download goes on
 //!
 //! [[fail_codes]]                     # where the catalog expects `fail -2`, it reports -2 then -5
@@ -94,6 +95,9 @@ pub struct GatewayProfile {
     /// Whether it publishes `report_version` with the new version after `done`.
     #[serde(default = "yes")]
     pub reports_version_after_done: bool,
+    /// Whether it reports `burning` before `done` (the Python SDK has no call for it).
+    #[serde(default = "yes")]
+    pub reports_burning: bool,
     /// How it resumes.
     #[serde(default)]
     pub resume: Resume,
@@ -114,6 +118,7 @@ impl Default for GatewayProfile {
             subdevices: Concurrency::Concurrent,
             shares_downloads: true,
             reports_version_after_done: true,
+            reports_burning: true,
             resume: Resume::Range,
             fail_codes: Vec::new(),
         }
@@ -166,6 +171,7 @@ impl GatewayProfile {
         self.subdevices == d.subdevices
             && self.shares_downloads
             && self.reports_version_after_done
+            && self.reports_burning
             && self.resume == d.resume
             && self.fail_codes.iter().all(|f| f.reports == [f.expected])
     }

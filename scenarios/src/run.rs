@@ -38,6 +38,8 @@ pub struct RunReport {
     pub failed_step: Option<usize>,
     /// Where a gateway profile or an external gateway changed what was judged.
     pub adjustments: Vec<String>,
+    /// The record of the first divergence (a transcript entry or a COS request).
+    pub diverged_at: Option<crate::judge::Record>,
     /// Per subdevice, in fleet order.
     pub devices: Vec<DeviceRow>,
     /// Every MQTT message and connection event the hub saw.
@@ -163,6 +165,7 @@ async fn run_keeping_world_with(
         failures,
         context,
         adjustments,
+        diverged_at,
     } = Judge {
         plan,
         profile: &options.profile,
@@ -181,6 +184,7 @@ async fn run_keeping_world_with(
         context,
         failed_step,
         adjustments,
+        diverged_at,
         devices,
         transcript: happened.transcript,
         cos_journal: happened.journal,

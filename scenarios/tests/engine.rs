@@ -278,10 +278,12 @@ async fn the_html_timeline_has_lanes_and_every_http_request() {
     let report = run(&load("cut-in-the-middle")).await;
     let html = scenarios::html_timeline(&report);
     for needle in [
-        "<th>gateway gw_deng1</th>",
-        "<th>light1</th>",
-        "<th>hub</th>",
-        "<th>COS</th>",
+        "<svg",
+        ">gateway gw_deng1</text>",
+        ">light1</text>",
+        ">hub</text>",
+        ">COS</text>",
+        "marker-end",
         "Range: bytes=50000-",
         "cut_after",
         "update_firmware V2",

@@ -15,8 +15,9 @@ use fake_hub::Direction;
 use otasim_protocol::{DeviceId, ProgressState, Topic};
 
 /// Where a failure shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Record {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "record", content = "seq", rename_all = "snake_case")]
+pub enum Record {
     /// A transcript entry (or, at the transcript's length, the end: something never came).
     Transcript(u64),
     /// A COS journal entry (or, past the last, a request that never came).
@@ -31,6 +32,8 @@ pub(crate) struct Judgement {
     pub(crate) context: Vec<String>,
     /// Where the profile or an external gateway changed what was judged, in words.
     pub(crate) adjustments: Vec<String>,
+    /// The record of the first divergence.
+    pub(crate) diverged_at: Option<Record>,
 }
 
 /// How the run is judged.
@@ -77,8 +80,10 @@ impl Judge<'_> {
             .first()
             .map(|(at, f)| context::around(self.happened, *at, f))
             .unwrap_or_default();
+        adjustments.sort();
         adjustments.dedup();
         Judgement {
+            diverged_at: found.first().map(|(at, _)| *at),
             failures: found.into_iter().map(|(_, f)| f).collect(),
             context,
             adjustments,
@@ -128,6 +133,13 @@ impl Judge<'_> {
                             optional: p.optional,
                         });
                     }
+                }
+                ReportItem::Burning if !self.profile.reports_burning => {
+                    notes.push("profile: burning is optional".into());
+                    out.push(ReportPattern {
+                        item: ReportItem::Burning,
+                        optional: true,
+                    });
                 }
                 _ => out.push(p.clone()),
             }
