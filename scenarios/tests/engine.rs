@@ -279,10 +279,9 @@ async fn the_html_timeline_has_lanes_and_every_http_request() {
     let html = scenarios::html_timeline(&report);
     for needle in [
         "<svg",
-        ">gateway gw_deng1</text>",
-        ">light1</text>",
-        ">hub</text>",
-        ">COS</text>",
+        "gateway gw_deng1",
+        "light1",
+        "COS",
         "marker-end",
         "Range: bytes=50000-",
         "cut_after",
