@@ -195,8 +195,10 @@ async fn run_keeping_world_with(
     Ok((report, world))
 }
 
-/// The longest a scaled wait may become.
-const MAX_SCALED: Duration = Duration::from_secs(600);
+/// The longest a stretched wait may become: a gateway that never gets there fails in time.
+const MAX_SCALED: Duration = Duration::from_secs(40);
+/// The most the hub's side is stretched for an external gateway.
+const MAX_STRETCH: f64 = 10.0;
 
 /// The plan as an external gateway needs it. Its timers cannot be scaled, so `time_scale`
 /// reaches it through the hub's side instead: task timeouts, retry intervals, start delays,
@@ -206,7 +208,7 @@ const MAX_SCALED: Duration = Duration::from_secs(600);
 pub fn for_external(plan: &Plan, profile: &GatewayProfile) -> Plan {
     let mut p = plan.clone();
     let slow = if plan.time_scale < 1.0 {
-        1.0 / plan.time_scale
+        (1.0 / plan.time_scale).min(MAX_STRETCH)
     } else {
         1.0
     };
@@ -215,7 +217,7 @@ pub fn for_external(plan: &Plan, profile: &GatewayProfile) -> Plan {
         Concurrency::Concurrent => 1.0,
     };
     let hub = |d: Duration| d.mul_f64(slow).min(MAX_SCALED);
-    let wait = |d: Duration| d.mul_f64(slow * serial).min(MAX_SCALED);
+    let wait = |d: Duration| d.mul_f64(slow * serial).min(MAX_SCALED.max(d));
     for step in &mut p.steps {
         match step {
             Step::WaitOnline { timeout } | Step::WaitTasks { timeout } => *timeout = wait(*timeout),

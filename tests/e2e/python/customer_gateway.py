@@ -53,11 +53,23 @@ class Gateway:
                 saved = json.load(f)
         self.versions = {k: saved.get(k, v) for k, v in factory.items()}
         host, port = args.mqtt.rsplit(":", 1)
-        self.qcloud = QcloudHub(device_file=args.device_info, tls=False).hub
+        self.qcloud = QcloudHub(device_file=self.sdk_device_file(args.device_info), tls=False).hub
         protocol = self.qcloud._QcloudHubProvider__protocol
         # The SDK dials {product_id}.iotcloud.tencentdevices.com:1883; point it at the hub.
         protocol._AsyncConnClient__host = host
         protocol._AsyncConnClient__mqtt_tcp_port = int(port)
+
+    def sdk_device_file(self, path):
+        """The SDK also wants the keys a key-authenticated device does not use."""
+        with open(path) as f:
+            info = json.load(f)
+        info.setdefault("productSecret", "YOUR_PRODUCT_SECRET")
+        info.setdefault("region", "china")
+        info.setdefault("cert_deviceinfo", {"devCaFile": "", "devCertFile": "", "devPrivateKeyFile": ""})
+        out = os.path.join(self.state_dir, "sdk_device_info.json")
+        with open(out, "w") as f:
+            json.dump(info, f)
+        return out
 
     def save_versions(self):
         tmp = self.versions_path + ".tmp"
