@@ -10,8 +10,21 @@ use tracing::info;
 
 impl BrokerHooks for HubCore {
     fn authenticate(&self, info: &ConnectInfo) -> AuthVerdict {
+        // A will is a publish the broker makes later on the client's behalf, past the publish
+        // ACL: it is authorized now, as a publish (AWS IoT refuses such a CONNECT the same way).
+        let will_refused = info
+            .will_topic
+            .as_deref()
+            .filter(|topic| !self.allow_publish(&info.client_id, topic));
         let mut state = self.lock();
         let mut verdict = crate::auth::verdict(&state, info, self.clock.now_unix_secs());
+        if verdict == AuthVerdict::Accept
+            && let Some(topic) = will_refused
+        {
+            verdict = AuthVerdict::NotAuthorized;
+            let detail = format!("will on {topic}: the client may not publish there");
+            self.event(&mut state, &info.client_id, "will refused", detail);
+        }
         if verdict == AuthVerdict::Accept {
             let client_id = info.client_id.as_str();
             if let Some(action) = self.fire(&mut state, client_id, Point::Connect { client_id }) {
@@ -122,6 +135,22 @@ impl BrokerHooks for HubCore {
         }
         drop(state);
         self.bump();
+    }
+
+    fn on_will(&self, client_id: &str, topic: &str, payload: &[u8]) -> bool {
+        // Checked again: authorized at CONNECT, the topology may have changed since.
+        if !self.allow_publish(client_id, topic) {
+            self.on_publish_refused(client_id, topic, payload);
+            return false;
+        }
+        {
+            let mut state = self.lock();
+            let detail = format!("{topic} ({} bytes)", payload.len());
+            self.event(&mut state, client_id, "will", detail);
+        }
+        // Delivered like any publish of the client's, so the hub acts on it as on one.
+        self.on_publish(client_id, topic, payload, 0);
+        true
     }
 
     fn on_disconnected(&self, client_id: &str, reason: &str) {

@@ -33,14 +33,17 @@ mod transcript;
 
 pub use faults::{FaultId, Fires, HubFaultAction, HubFaultRule, InstalledFault, Milestone};
 pub use registry::{DeviceKind, FirmwareInfo};
-pub use store::FirmwareStore;
+pub use store::{FirmwareStore, StoredObject};
 pub use tasks::{
     DeviceUpdate, PushMethod, PushRequest, RateLimit, TaskOptions, TaskRequest, TaskStatus,
     UpdateState,
 };
 pub use tls::DeviceCert;
 pub use topology::{BIND_MAX_AGE_SECS, BIND_MAX_AHEAD_SECS};
-pub use transcript::{Direction, TranscriptEntry};
+pub use transcript::{
+    Direction, MAX_CLIENT_ID_BYTES, MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES, TranscriptEntry,
+    TranscriptLimits,
+};
 
 use crate::core::HubCore;
 use broker::{Broker, BrokerConfig, TlsListener};
@@ -65,6 +68,8 @@ pub struct HubConfig {
     pub tls_addr: Option<SocketAddr>,
     /// Warn when a hub message would break a real C SDK device (see [`Hub::set_strict`]).
     pub strict: bool,
+    /// How much transcript the hub keeps in memory (see [`Hub::transcript`]).
+    pub transcript_limits: TranscriptLimits,
 }
 
 impl HubConfig {
@@ -75,6 +80,7 @@ impl HubConfig {
             url_validity: Duration::from_secs(3600),
             tls_addr: None,
             strict: false,
+            transcript_limits: TranscriptLimits::DEFAULT,
         }
     }
 
@@ -168,6 +174,7 @@ impl Hub {
                 client_ca: ca.path("ca.pem"),
             });
         let core = Arc::new(HubCore::new(store, config.url_validity, config.strict, ca));
+        core.lock().transcript = transcript::Ring::new(config.transcript_limits);
         let broker = Broker::start(
             BrokerConfig {
                 mqtt_addr: config.mqtt_addr,
@@ -329,9 +336,33 @@ impl Hub {
         tasks_push::status(&self.core, id)
     }
 
-    /// The transcript so far.
+    /// The transcript as kept: every entry unless more were recorded than
+    /// [`HubConfig::transcript_limits`] keeps, then the newest. Seqs count from 0 over the
+    /// hub's whole life, so `seq` of the first entry says how many were dropped.
     pub fn transcript(&self) -> Vec<TranscriptEntry> {
-        self.core.lock().transcript.clone()
+        self.core.lock().transcript.all()
+    }
+
+    /// Up to `limit` kept entries with `seq >= since`, oldest first: a page of the transcript
+    /// that copies only what it returns.
+    pub fn transcript_since(&self, since: u64, limit: usize) -> Vec<TranscriptEntry> {
+        self.core.lock().transcript.page(since, limit, |_| true)
+    }
+
+    /// A page as [`Hub::transcript_since`], of the entries `keep` accepts (run under the lock:
+    /// keep it cheap).
+    pub(crate) fn transcript_page(
+        &self,
+        since: u64,
+        limit: usize,
+        keep: impl FnMut(&TranscriptEntry) -> bool,
+    ) -> Vec<TranscriptEntry> {
+        self.core.lock().transcript.page(since, limit, keep)
+    }
+
+    /// The seq the next transcript entry will get (how many were ever recorded).
+    pub fn transcript_next_seq(&self) -> u64 {
+        self.core.lock().transcript.next_seq()
     }
 
     /// Transcript entries as they happen.

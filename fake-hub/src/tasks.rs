@@ -204,21 +204,21 @@ impl DeviceUpdate {
 
     /// Starts an attempt: `update_firmware` goes out and the attempt's timeout starts.
     fn start_attempt(&mut self, at: Duration) -> Effect {
-        self.attempts += 1;
-        self.wake_at = self.policy.timeout.map(|t| at + t);
+        self.attempts = self.attempts.saturating_add(1);
+        self.wake_at = self.policy.timeout.map(|t| at.saturating_add(t));
         self.set(UpdateState::Pushed, at);
         Effect::Send
     }
 
     /// Records that a command went out.
     pub(crate) fn sent(&mut self) {
-        self.commands_sent += 1;
+        self.commands_sent = self.commands_sent.saturating_add(1);
     }
 
     /// An attempt failed: retry after the interval if retries are left, else fail for good.
     fn fail(&mut self, code: i32, message: String, at: Duration) {
         if self.attempts <= self.policy.retries {
-            self.wake_at = Some(at + self.policy.retry_interval);
+            self.wake_at = Some(at.saturating_add(self.policy.retry_interval));
             self.set(UpdateState::WaitingRetry { code, message }, at);
         } else {
             self.wake_at = None;

@@ -89,12 +89,8 @@ pub(crate) fn push_locked(
             version: push.version,
         });
     }
-    if options.rate_limit.is_some_and(|r| r.devices == 0) {
-        return Err(HubError::Invalid {
-            field: "options.rate_limit.devices",
-            reason: "must be at least 1".into(),
-        });
-    }
+    // Options built in Rust or carried by a fault rule skipped the parse-time checks.
+    options.validate()?;
     let chosen = targets(state, &push)?;
     if chosen.is_empty() {
         return Err(HubError::NoTargets);
@@ -119,7 +115,7 @@ pub(crate) fn push_locked(
                 tasks::Effect::None
             });
         }
-        let start_at = at + options.start_offset(started);
+        let start_at = at.saturating_add(options.start_offset(started));
         started += 1;
         let update = DeviceUpdate::new(
             task_id,

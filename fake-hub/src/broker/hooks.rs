@@ -13,8 +13,8 @@ use rmqtt::context::ServerContext;
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
 use rmqtt::session::Session;
 use rmqtt::types::{
-    AuthResult, ConnectInfo as RmqttConnectInfo, PublishAclResult, Reason, Subscribe,
-    SubscribeAclResult,
+    AuthResult, ConnectInfo as RmqttConnectInfo, From, FromType, Publish, PublishAclResult, Reason,
+    Subscribe, SubscribeAclResult,
 };
 use tracing::{debug, info};
 
@@ -24,8 +24,9 @@ use super::server::TLS_LISTENER_ID;
 use super::{AuthVerdict, BrokerHooks, ConnectInfo};
 
 /// The hook types the adapter answers.
-const HOOK_TYPES: [Type; 7] = [
+const HOOK_TYPES: [Type; 8] = [
     Type::ClientAuthenticate,
+    Type::MessagePublish,
     Type::ClientConnack,
     Type::ClientSubscribeCheckAcl,
     Type::MessagePublishCheckAcl,
@@ -33,6 +34,10 @@ const HOOK_TYPES: [Type; 7] = [
     Type::ClientConnected,
     Type::ClientDisconnected,
 ];
+
+/// Where a will the hub refuses at send time goes: a `$` topic outside the Hub's topic space,
+/// which the subscribe ACL never grants and `#` does not match.
+pub(super) const DIVERTED_WILL_TOPIC: &str = "$otasim/refused-will";
 
 /// Registers the adapter for every hook type and enables it.
 ///
@@ -107,6 +112,11 @@ impl Handler for HookAdapter {
                 };
                 (false, Some(HookResult::PublishAclResult(result)))
             }
+            Parameter::MessagePublish(_, from, publish)
+                if matches!(from.typ(), FromType::LastWill) =>
+            {
+                (true, self.will(from, publish).or(acc))
+            }
             Parameter::SessionSubscribed(session, sub) => {
                 self.hooks.on_subscribed(
                     &session.id.client_id,
@@ -161,6 +171,21 @@ impl HookAdapter {
         HookResult::SubscribeAclResult(result)
     }
 
+    /// A Last Will about to be published: the hub records it, and a will it no longer allows
+    /// goes to [`DIVERTED_WILL_TOPIC`], where no client may subscribe.
+    fn will(&self, from: &From, publish: &Publish) -> Option<HookResult> {
+        let client_id: &str = &from.id.client_id;
+        if self
+            .hooks
+            .on_will(client_id, &publish.topic, &publish.payload)
+        {
+            return None;
+        }
+        let mut diverted = publish.clone();
+        diverted.topic = DIVERTED_WILL_TOPIC.into();
+        Some(HookResult::Publish(diverted))
+    }
+
     fn disconnected(&self, session: &Session, reason: &Reason) {
         let client_id: &str = &session.id.client_id;
         let reason = describe(reason);
@@ -187,6 +212,10 @@ fn connect_info(info: &RmqttConnectInfo) -> ConnectInfo {
         cert_cn: match info {
             RmqttConnectInfo::V3(_, c) => c.cert.as_ref().and_then(|c| c.common_name.clone()),
             RmqttConnectInfo::V5(_, c) => c.cert.as_ref().and_then(|c| c.common_name.clone()),
+        },
+        will_topic: match info {
+            RmqttConnectInfo::V3(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),
+            RmqttConnectInfo::V5(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),
         },
     }
 }

@@ -64,6 +64,9 @@ pub(crate) struct ConnectInfo {
     pub(crate) tls: bool,
     /// The common name of the client certificate (TLS listener only).
     pub(crate) cert_cn: Option<String>,
+    /// The topic of the CONNECT's Last Will, if it carries one. The broker publishes the will
+    /// when the connection dies, past the publish ACL, so it must be authorized here.
+    pub(crate) will_topic: Option<String>,
 }
 
 /// Implemented by the hub logic; called from broker tasks, so it must not block long.
@@ -117,6 +120,13 @@ pub(crate) trait BrokerHooks: Send + Sync + 'static {
     /// (over the listener's maximum packet size), or `protocol_error: ...` /
     /// `other: ...` with rmqtt's description.
     fn on_disconnected(&self, _client_id: &str, _reason: &str) {}
+
+    /// The broker is about to publish a client's Last Will (its connection died). `true`
+    /// delivers it; `false` diverts it to a topic nobody may subscribe to. The publish ACL
+    /// never sees wills, so this is the only check at send time.
+    fn on_will(&self, _client_id: &str, _topic: &str, _payload: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Where and how the broker listens.
