@@ -43,7 +43,7 @@ pub struct CosArgs {
 }
 
 pub(super) async fn run(args: CosArgs) -> anyhow::Result<ExitCode> {
-    let stop = stop_signal()?;
+    let stop = super::signal::stop_signal()?;
     let identity = if args.tls {
         let hosts: Vec<String> = [Some(args.host.clone()), args.public_host.clone()]
             .into_iter()
@@ -63,8 +63,8 @@ pub(super) async fn run(args: CosArgs) -> anyhow::Result<ExitCode> {
     let cos = fake_cos::start(listener, config).await?;
     let admin = cos.serve_admin(admin_listener).await?;
     let scheme = if args.tls { "https" } else { "http" };
-    println!("cos: {scheme}://{}", cos.local_addr());
-    println!("admin: {}", admin.url());
+    say!("cos: {scheme}://{}", cos.local_addr());
+    say!("admin: {}", admin.url());
     if let Some(identity) = &identity {
         print_ca(identity, args.ca_out.as_ref())?;
     }
@@ -91,8 +91,8 @@ async fn print_requests(
         tokio::select! {
             () = &mut stop => break,
             entry = live.recv() => match entry {
-                Ok(entry) => println!("{entry}"),
-                Err(RecvError::Lagged(n)) => println!("({n} journal updates skipped)"),
+                Ok(entry) => say!("{entry}"),
+                Err(RecvError::Lagged(n)) => say!("({n} journal updates skipped)"),
                 Err(RecvError::Closed) => break,
             },
         }
@@ -110,9 +110,9 @@ fn print_ca(identity: &TlsIdentity, out: Option<&PathBuf>) -> anyhow::Result<()>
         Some(path) => {
             std::fs::write(path, identity.ca_pem())
                 .with_context(|| format!("writing the CA certificate to {}", path.display()))?;
-            println!("ca: {}", path.display());
+            say!("ca: {}", path.display());
         }
-        None => print!("ca:\n{}", identity.ca_pem()),
+        None => say_raw!("ca:\n{}", identity.ca_pem()),
     }
     Ok(())
 }
@@ -129,24 +129,12 @@ fn load(cos: &Cos, args: &CosArgs) -> anyhow::Result<()> {
     let valid_for = Duration::from_secs(args.url_valid_secs);
     for info in &load.loaded {
         let url = cos.signed_url(&info.name, valid_for)?;
-        println!(
+        say!(
             "object {} size={} md5={} url={url}",
-            info.name, info.size, info.md5_hex
+            info.name,
+            info.size,
+            info.md5_hex
         );
     }
     Ok(())
-}
-
-/// Registers Ctrl-C (SIGINT) and SIGTERM handlers now, so a signal sent as soon as anything is
-/// printed is caught; the future resolves on the first of them.
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
-    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }

@@ -30,13 +30,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
-/// Prints a line; a closed stdout (`| head`) must not stop the server or its transcript file.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 const EXAMPLE_FLEET: &str = include_str!("../../tests/e2e/python/fleet.toml");
 
 /// Arguments of `otasim hub`.
@@ -122,6 +115,9 @@ struct FleetFirmware {
 /// Where firmware comes from: product, version, path.
 type FirmwareSource = (String, String, PathBuf);
 
+/// A firmware image read from its file before anything listens: product, version, path, bytes.
+type FirmwareImage = (String, String, PathBuf, Vec<u8>);
+
 /// A validated fleet: only this reaches the hub.
 #[derive(Debug, Default)]
 struct Fleet {
@@ -191,34 +187,69 @@ fn parse_firmware_flag(flag: &str) -> anyhow::Result<FirmwareSource> {
     }
 }
 
-fn register(hub: &Hub, fleet: &Fleet) -> anyhow::Result<()> {
+/// Reads every firmware file, so that a missing one fails before anything listens.
+fn read_firmware(sources: &[FirmwareSource]) -> anyhow::Result<Vec<FirmwareImage>> {
+    sources
+        .iter()
+        .map(|(product, version, path)| {
+            let bytes = std::fs::read(path).with_context(|| {
+                format!(
+                    "reading firmware {product}/{version} from {}: check the path (a fleet \
+                     file's `file` is relative to the fleet file; `examples/README.md` shows \
+                     how to make an image)",
+                    path.display()
+                )
+            })?;
+            Ok((product.clone(), version.clone(), path.clone(), bytes))
+        })
+        .collect()
+}
+
+/// Registers the fleet and uploads the firmware; returns one line per image to print.
+fn register(hub: &Hub, fleet: &Fleet, images: Vec<FirmwareImage>) -> anyhow::Result<Vec<String>> {
     for (id, secret) in &fleet.gateways {
         hub.add_gateway(id, secret);
     }
     for (id, secret, gateway, version) in &fleet.subdevices {
         hub.add_subdevice(id, secret, gateway.as_ref(), version.as_deref());
     }
-    for (product, version, path) in &fleet.firmware {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading firmware {}", path.display()))?;
+    let mut lines = Vec::new();
+    for (product, version, path, bytes) in images {
         let info = hub
-            .upload_firmware(product, version, bytes)
-            .with_context(|| format!("uploading {}", path.display()))?;
-        say!(
-            "firmware {}/{}: {} bytes, md5 {}",
+            .upload_firmware(&product, &version, bytes)
+            .with_context(|| {
+                format!(
+                    "uploading firmware {product}/{version} from {}",
+                    path.display()
+                )
+            })?;
+        lines.push(format!(
+            "firmware {}/{}: {}, md5 {}",
             info.product_id,
             info.version,
-            info.size_bytes,
+            super::human_bytes(info.size_bytes),
             info.md5
-        );
+        ));
     }
-    Ok(())
+    Ok(lines)
 }
 
-async fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+async fn bind(host: IpAddr, port: u16, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(host, port))
         .await
-        .with_context(|| format!("binding the {what} port {host}:{port}"))
+        .map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::PermissionDenied if port < 1024 => format!(
+                    ": ports below 1024 need root; pass {flag} 8081 (or 0 for a free one), or let \
+                     otasim bind low ports with `sudo setcap cap_net_bind_service=+ep $(command -v otasim)`"
+                ),
+                std::io::ErrorKind::AddrInUse => {
+                    format!(": another program listens there; pass {flag} with a free port, or 0")
+                }
+                _ => String::new(),
+            };
+            anyhow::Error::new(e).context(format!("binding the {what} port {host}:{port}{hint}"))
+        })
 }
 
 /// Everything `otasim hub` runs.
@@ -231,7 +262,7 @@ struct Served {
 }
 
 async fn start(args: &HubArgs) -> anyhow::Result<Served> {
-    let cos_listener = bind(args.host, args.cos_port, "COS").await?;
+    let cos_listener = bind(args.host, args.cos_port, "COS", "--cos-port").await?;
     let cos_addr = cos_listener.local_addr()?;
     let public_host = args
         .public_host
@@ -251,12 +282,18 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
     config.mqtt_addr = SocketAddr::new(args.host, args.mqtt_port);
     config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
+    let mqtt = config.mqtt_addr;
     let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
         .await
-        .context("starting the fake hub")?;
+        .with_context(|| {
+            format!(
+                "starting the fake hub with MQTT on {mqtt} (a port in use or below 1024 as \
+                 non-root? pass --mqtt-port with a free port, or 0)"
+            )
+        })?;
     let hub = Arc::new(hub);
     let api = fake_hub::api::serve_with(
-        bind(args.host, args.api_port, "API").await?,
+        bind(args.host, args.api_port, "API", "--api-port").await?,
         hub.clone(),
         crate::console::router(),
     )
@@ -271,7 +308,7 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
 
 pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
     if args.example_fleet {
-        print!("{EXAMPLE_FLEET}");
+        say_raw!("{EXAMPLE_FLEET}");
         return Ok(ExitCode::SUCCESS);
     }
     let mut fleet = match &args.fleet {
@@ -288,17 +325,23 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let images = read_firmware(&fleet.firmware)?;
+    let stop = super::signal::stop_signal()?;
     let served = start(&args).await?;
     let live = served.hub.watch_transcript();
+    // Everything that can fail is done before the `listening` line, which scripts wait for.
+    let firmware_lines = register(&served.hub, &fleet, images)?;
     print_banner(&served);
-    register(&served.hub, &fleet)?;
+    for line in firmware_lines {
+        say!("{line}");
+    }
     let printer = tokio::spawn(follow(
         served.hub.clone(),
         live,
         transcript_file,
         !args.quiet,
     ));
-    wait_for_stop().await;
+    stop.await;
     say!("stopping");
     printer.abort();
     served.api.shutdown().await;
@@ -326,21 +369,6 @@ fn print_banner(served: &Served) {
     say!("console:     http://{api}/");
     say!("control API: http://{api}/api/devices");
     say!("live events: http://{api}/api/events");
-}
-
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Prints and records every transcript entry in order; entries missed by a lagging receiver

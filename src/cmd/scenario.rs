@@ -56,7 +56,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Scenario files or folders.
-    #[arg(required = true)]
+    #[arg(default_value = "scenarios/catalog")]
     paths: Vec<PathBuf>,
 }
 /// Arguments of `otasim check`.
@@ -105,6 +105,10 @@ fn load(paths: &[PathBuf]) -> anyhow::Result<(Vec<Plan>, Refused)> {
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    super::ensure_writable(&[
+        ("--junit", args.junit.as_deref()),
+        ("--json", args.json.as_deref()),
+    ])?;
     let (plans, mut errors) = load(&args.paths)?;
     for (_, e) in &errors {
         eprintln!("invalid: {e}");

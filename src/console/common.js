@@ -13,7 +13,15 @@ const state = {
 
 const devKey = (id) => `${id.product_id}/${id.device_name}`;
 const shortName = (k) => k.split('/')[1] || k;
-const bytes = (n) => `${n.toLocaleString('en-US')} B` + (n >= 1024 ? ` (${(n / 1024).toFixed(1)} KiB)` : '');
+// 29,972 B; 200.0 MiB (209,715,200 B): the exact count always, a unit from 1 MiB on.
+function bytes(n) {
+  const exact = `${n.toLocaleString('en-US')} B`;
+  if (n < 1024 * 1024) return exact;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u += 1; }
+  return `${v.toFixed(1)} ${units[u]} (${exact})`;
+}
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const codeText = (code) => `${code} ${CODES[String(code)] || 'unknown code'}`;
 
