@@ -63,14 +63,30 @@ pub(super) async fn run(args: CosArgs) -> anyhow::Result<ExitCode> {
     let cos = fake_cos::start(listener, config).await?;
     let admin = cos.serve_admin(admin_listener).await?;
     let scheme = if args.tls { "https" } else { "http" };
+    // Subscribed before any URL is printed, so no request made with one can be missed.
+    let live = (!args.quiet).then(|| cos.subscribe_journal());
+    // Everything that can fail comes before the `listening` line, which scripts wait for.
+    let objects = load(&cos, &args)?;
+    if let (Some(identity), Some(path)) = (&identity, &args.ca_out) {
+        std::fs::write(path, identity.ca_pem())
+            .with_context(|| format!("writing the CA certificate to {}", path.display()))?;
+    }
+    say!(
+        "listening cos={} admin={}",
+        cos.local_addr(),
+        admin.local_addr()
+    );
     say!("cos: {scheme}://{}", cos.local_addr());
     say!("admin: {}", admin.url());
     if let Some(identity) = &identity {
-        print_ca(identity, args.ca_out.as_ref())?;
+        match &args.ca_out {
+            Some(path) => say!("ca: {}", path.display()),
+            None => say_raw!("ca:\n{}", identity.ca_pem()),
+        }
     }
-    // Subscribed before any URL is printed, so no request made with one can be missed.
-    let live = (!args.quiet).then(|| cos.subscribe_journal());
-    load(&cos, &args)?;
+    for line in objects {
+        say!("{line}");
+    }
     match live {
         Some(live) => print_requests(live, stop).await,
         None => stop.await,
@@ -105,21 +121,14 @@ async fn bind(host: &str, port: u16, what: &str) -> anyhow::Result<TcpListener> 
         .with_context(|| format!("binding the {what} listener on {host}:{port}"))
 }
 
-fn print_ca(identity: &TlsIdentity, out: Option<&PathBuf>) -> anyhow::Result<()> {
-    match out {
-        Some(path) => {
-            std::fs::write(path, identity.ca_pem())
-                .with_context(|| format!("writing the CA certificate to {}", path.display()))?;
-            say!("ca: {}", path.display());
-        }
-        None => say_raw!("ca:\n{}", identity.ca_pem()),
-    }
-    Ok(())
-}
-
-/// Stores the folder's files and prints one signed URL per object.
-fn load(cos: &Cos, args: &CosArgs) -> anyhow::Result<()> {
-    let load = cos.put_dir(&args.dir)?;
+/// Stores the folder's files; answers one line per object with its signed URL.
+fn load(cos: &Cos, args: &CosArgs) -> anyhow::Result<Vec<String>> {
+    let load = cos.put_dir(&args.dir).with_context(|| {
+        format!(
+            "serving {}: pass --dir with a folder of firmware files (examples/firmware is one)",
+            args.dir.display()
+        )
+    })?;
     for (path, reason) in &load.skipped {
         eprintln!("warning: skipping {}: {reason}", path.display());
     }
@@ -127,14 +136,13 @@ fn load(cos: &Cos, args: &CosArgs) -> anyhow::Result<()> {
         eprintln!("warning: no objects in {}", args.dir.display());
     }
     let valid_for = Duration::from_secs(args.url_valid_secs);
+    let mut lines = Vec::new();
     for info in &load.loaded {
         let url = cos.signed_url(&info.name, valid_for)?;
-        say!(
+        lines.push(format!(
             "object {} size={} md5={} url={url}",
-            info.name,
-            info.size,
-            info.md5_hex
-        );
+            info.name, info.size, info.md5_hex
+        ));
     }
-    Ok(())
+    Ok(lines)
 }

@@ -95,8 +95,12 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn build(args: &GatewayArgs) -> anyhow::Result<(GatewayConfig, GatewayOptions)> {
-    let text = std::fs::read_to_string(&args.device_info)
-        .with_context(|| format!("reading {}", args.device_info.display()))?;
+    let text = std::fs::read_to_string(&args.device_info).with_context(|| {
+        format!(
+            "reading {}: pass the SDKs' device_info.json (examples/device_info.json is one)",
+            args.device_info.display()
+        )
+    })?;
     let info = DeviceInfo::parse(&text)
         .with_context(|| format!("parsing {}", args.device_info.display()))?;
     let product = info
@@ -113,8 +117,11 @@ fn build(args: &GatewayArgs) -> anyhow::Result<(GatewayConfig, GatewayOptions)> 
     let behaviours = match &args.subdevices {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+                .with_context(|| format!("reading the subdevices file {}", path.display()))?;
             let file = SubdevicesFile::parse(&text).with_context(|| path.display().to_string())?;
+            for warning in file.deprecations() {
+                eprintln!("warning: {}: {warning}", path.display());
+            }
             file.apply(&mut config)
                 .with_context(|| path.display().to_string())?
         }

@@ -8,29 +8,34 @@
 //! The fleet file (`--fleet`, TOML; `otasim hub --example-fleet` prints this example):
 //!
 //! ```toml
-#![doc = include_str!("../../tests/e2e/python/fleet.toml")]
+#![doc = include_str!("../../examples/fleet.toml")]
 //! ```
 //!
-//! Every table rejects unknown keys; `gateway` in a subdevice binds it (`PID/name`); `version` is
-//! what the Hub believes it runs until it reports; `file` in a firmware is relative to the
-//! fleet file.
+//! Every table rejects unknown keys; `gateway` in a subdevice binds it (`PID/name`, unless
+//! `bound = false`); `version` is what the Hub believes it runs until it reports; `burner` is
+//! for `otasim gateway --subdevices` and ignored here; `file` in a firmware is relative to the
+//! fleet file. The tables and keys are those of scenario files (see [`fleet`]).
 
 use anyhow::Context as _;
 use clap::Args;
 use fake_cos::{Cos, CosConfig};
 use fake_hub::{Hub, HubConfig, TranscriptEntry};
-use otasim_protocol::DeviceId;
 use scenarios::CosStore;
-use serde::Deserialize;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
-const EXAMPLE_FLEET: &str = include_str!("../../tests/e2e/python/fleet.toml");
+mod fleet;
+use fleet::{FirmwareSource, Fleet, load_fleet};
+
+/// A firmware image read from its file before anything listens: product, version, path, bytes.
+type FirmwareImage = (String, String, PathBuf, Vec<u8>);
+
+const EXAMPLE_FLEET: &str = include_str!("../../examples/fleet.toml");
 
 /// Arguments of `otasim hub`.
 #[derive(Debug, Args)]
@@ -72,109 +77,6 @@ pub struct HubArgs {
     /// Print an example fleet file and exit.
     #[arg(long)]
     example_fleet: bool,
-}
-
-/// The fleet file as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetFile {
-    #[serde(default)]
-    gateway: Vec<FleetGateway>,
-    #[serde(default)]
-    subdevice: Vec<FleetSubdevice>,
-    #[serde(default)]
-    firmware: Vec<FleetFirmware>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetGateway {
-    product_id: String,
-    device_name: String,
-    secret: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetSubdevice {
-    product_id: String,
-    device_name: String,
-    secret: String,
-    gateway: Option<String>,
-    version: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetFirmware {
-    product_id: String,
-    version: String,
-    file: PathBuf,
-}
-
-/// Where firmware comes from: product, version, path.
-type FirmwareSource = (String, String, PathBuf);
-
-/// A firmware image read from its file before anything listens: product, version, path, bytes.
-type FirmwareImage = (String, String, PathBuf, Vec<u8>);
-
-/// A validated fleet: only this reaches the hub.
-#[derive(Debug, Default)]
-struct Fleet {
-    gateways: Vec<(DeviceId, String)>,
-    subdevices: Vec<(DeviceId, String, Option<DeviceId>, Option<String>)>,
-    firmware: Vec<FirmwareSource>,
-}
-
-fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<DeviceId> {
-    DeviceId::new(product_id, device_name).with_context(|| at.to_owned())
-}
-
-fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
-    let mut fleet = Fleet::default();
-    for (i, g) in file.gateway.into_iter().enumerate() {
-        let id = device_id(&format!("gateway[{i}]"), &g.product_id, &g.device_name)?;
-        anyhow::ensure!(
-            !g.secret.is_empty(),
-            "gateway[{i}].secret: must not be empty"
-        );
-        fleet.gateways.push((id, g.secret));
-    }
-    for (i, s) in file.subdevice.into_iter().enumerate() {
-        let at = format!("subdevice[{i}]");
-        let id = device_id(&at, &s.product_id, &s.device_name)?;
-        anyhow::ensure!(!s.secret.is_empty(), "{at}.secret: must not be empty");
-        let gateway = match &s.gateway {
-            None => None,
-            Some(g) => {
-                let (pid, dn) = g.split_once('/').with_context(|| {
-                    format!("{at}.gateway: {g:?} is not PRODUCT_ID/DEVICE_NAME")
-                })?;
-                let gw = device_id(&format!("{at}.gateway"), pid, dn)?;
-                anyhow::ensure!(
-                    fleet.gateways.iter().any(|(id, _)| *id == gw),
-                    "{at}.gateway: {gw} is not a gateway of this fleet"
-                );
-                Some(gw)
-            }
-        };
-        fleet.subdevices.push((id, s.secret, gateway, s.version));
-    }
-    for f in file.firmware {
-        fleet
-            .firmware
-            .push((f.product_id, f.version, dir.join(f.file)));
-    }
-    Ok(fleet)
-}
-
-fn load_fleet(path: &Path) -> anyhow::Result<Fleet> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let file: FleetFile =
-        toml::from_str(&text).with_context(|| format!("fleet file {}", path.display()))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    validate(file, dir).with_context(|| format!("fleet file {}", path.display()))
 }
 
 fn parse_firmware_flag(flag: &str) -> anyhow::Result<FirmwareSource> {
@@ -315,6 +217,11 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
         Some(path) => load_fleet(path)?,
         None => Fleet::default(),
     };
+    if let Some(path) = &args.fleet {
+        for warning in &fleet.deprecations {
+            eprintln!("warning: {}: {warning}", path.display());
+        }
+    }
     for flag in &args.firmware {
         fleet.firmware.push(parse_firmware_flag(flag)?);
     }

@@ -2,13 +2,14 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const CODES = {
-  '-1': 'download timeout', '-2': 'file does not exist', '-3': 'signature expired',
-  '-4': 'MD5 mismatch', '-5': 'upgrade failed',
-};
+// What codes mean and which task states are final come from the hub (`GET /api/codes`): a new
+// code or state is added in Rust only.
+const CODES = { ota: {}, gateway: {}, final_states: ['succeeded', 'failed', 'cancelled'] };
+async function loadCodes() { Object.assign(CODES, await api('GET', '/api/codes')); }
+const isFinal = (s) => CODES.final_states.includes(s);
 const state = {
   devices: new Map(), firmware: [], tasks: new Map(), faults: undefined,
-  selected: '', seen: new Set(),
+  selected: '', seen: new Set(), collapsed: new Set(),
 };
 
 const devKey = (id) => `${id.product_id}/${id.device_name}`;
@@ -23,7 +24,7 @@ function bytes(n) {
   return `${v.toFixed(1)} ${units[u]} (${exact})`;
 }
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const codeText = (code) => `${code} ${CODES[String(code)] || 'unknown code'}`;
+const codeText = (code) => `${code} ${CODES.ota[String(code)] || 'unknown code'}`;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);

@@ -5,6 +5,7 @@
 //! (a small blocking client on a websocket) exactly as a person would use the page.
 
 mod cdp;
+mod reports;
 
 use crate::support::within;
 use anyhow::Context as _;
@@ -239,7 +240,7 @@ fn drive_failure_and_retry(b: &mut Browser) -> anyhow::Result<()> {
     b.wait_for(
         "light1 done and light2 failed with -4 and its meaning",
         &format!(
-            "document.querySelector({}) && document.querySelector({})?.textContent.includes('-4 MD5 mismatch')",
+            "document.querySelector({}) && document.querySelector({})?.textContent.includes('-4 md5 mismatch')",
             js(&format!("{}[data-state=succeeded]", newest_row("light1"))),
             js(&format!("{}[data-state=failed]", newest_row("light2")))
         ),

@@ -3,9 +3,13 @@
 mod console;
 mod cos;
 mod demo;
+mod examples;
 mod gateway;
 mod hub;
+mod pipes;
+mod procs;
 mod python_sdk;
+mod readme;
 mod scenarios;
 mod seed_rules;
 mod support;

@@ -48,6 +48,13 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<TaskStatus>, ApiError> {
     let id = task_id(&id)?;
+    // A finished task has nothing left to cancel: saying so beats marking it cancelled.
+    if s.hub.task(id).is_some_and(|t| t.is_finished()) {
+        return Err(ApiError::conflict(
+            Some("id"),
+            format!("task {id} has finished: nothing to cancel"),
+        ));
+    }
     if !s.hub.cancel_task(id) {
         return Err(ApiError::not_found(
             Some("id"),
@@ -97,7 +104,7 @@ pub(crate) fn entry_is_about(e: &TranscriptEntry, device: &otasim_protocol::Devi
 pub(crate) async fn transcript(
     State(s): State<ApiState>,
     query: Result<Query<TranscriptQuery>, QueryRejection>,
-) -> Result<Json<Vec<TranscriptEntry>>, ApiError> {
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let Query(q) = query?;
     let device = q
         .device
@@ -105,12 +112,19 @@ pub(crate) async fn transcript(
         .map(|d| parse_id("device", d))
         .transpose()?;
     let since = q.since.unwrap_or(0);
+    let known = s.hub.devices();
+    let clients = super::view::client_devices(known.iter().map(|d| &d.device));
     let entries = s
         .hub
         .transcript()
         .into_iter()
         .filter(|e| e.seq >= since)
         .filter(|e| device.as_ref().is_none_or(|d| entry_is_about(e, d)))
+        .map(|e| {
+            let client = clients.get(&e.client_id).cloned();
+            serde_json::to_value(super::view::EntryView::of(&e, client))
+                .expect("transcript entries serialize")
+        })
         .collect();
     Ok(Json(entries))
 }

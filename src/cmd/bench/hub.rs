@@ -62,19 +62,19 @@ fn fleet_toml(args: &Args) -> String {
     let rtt = rtt::device();
     let _ = writeln!(
         out,
-        "[[gateway]]\nproduct_id = \"{}\"\ndevice_name = \"{}\"\nsecret = \"{SECRET}\"\n",
+        "[[gateways]]\nproduct_id = \"{}\"\ndevice_name = \"{}\"\nsecret = \"{SECRET}\"\n",
         rtt.product_id(),
         rtt.device_name()
     );
     for g in 0..args.gateways {
         let _ = writeln!(
             out,
-            "[[gateway]]\nproduct_id = \"{GW_PRODUCT}\"\ndevice_name = \"gw{g}\"\nsecret = \"{SECRET}\"\n"
+            "[[gateways]]\nproduct_id = \"{GW_PRODUCT}\"\ndevice_name = \"gw{g}\"\nsecret = \"{SECRET}\"\n"
         );
         for s in 0..args.subdevices {
             let _ = writeln!(
                 out,
-                "[[subdevice]]\nproduct_id = \"{SUB_PRODUCT}\"\ndevice_name = \"s{g}_{s}\"\n\
+                "[[subdevices]]\nproduct_id = \"{SUB_PRODUCT}\"\ndevice_name = \"s{g}_{s}\"\n\
                  secret = \"x\"\ngateway = \"{GW_PRODUCT}/gw{g}\"\nversion = \"1.0\"\n"
             );
         }
