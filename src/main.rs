@@ -21,10 +21,27 @@ fn main() -> ExitCode {
     match runtime.block_on(otasim::execute(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("otasim: {e:#}");
+            eprintln!("otasim: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text its wrapper
+/// already includes is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// The last line of defence for `otasim ... | head`: a `println!` anywhere that meets a closed

@@ -92,7 +92,14 @@ type Refused = Vec<(String, String)>;
 
 /// Loads every file; the ones that do not validate come back as `(path, error)`.
 fn load(paths: &[PathBuf]) -> anyhow::Result<(Vec<Plan>, Refused)> {
-    let files = scenarios::discover(paths).context("finding scenario files")?;
+    let files = scenarios::discover(paths).with_context(|| {
+        let named: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "finding scenario files in {}: check the path (scenario files and folders, e.g. \
+             scenarios/catalog)",
+            named.join(", ")
+        )
+    })?;
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for f in files {

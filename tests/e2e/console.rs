@@ -265,6 +265,28 @@ fn drive_failure_and_retry(b: &mut Browser) -> anyhow::Result<()> {
             js(&format!("{}[data-state=succeeded]", newest_row("light2")))
         ),
     )?;
+    b.wait_for(
+        "the task with a failure says so in the failure colour",
+        "[...document.querySelectorAll('#tasks .task-head .finished.failed')]\
+         .some((e) => e.textContent === 'finished with 1 failed')",
+    )?;
+    b.eval(
+        "{ const f = document.getElementById('task-filter'); f.value = 'failed'; \
+         f.dispatchEvent(new Event('input')); }",
+    )?;
+    b.wait_for(
+        "the filter keeps only the task with a failure",
+        "document.getElementById('task-count').textContent === '1 of 2 tasks shown'",
+    )?;
+    b.eval(
+        "{ const f = document.getElementById('task-filter'); f.value = ''; \
+         f.dispatchEvent(new Event('input')); document.getElementById('task-collapse-all').click(); }",
+    )?;
+    b.wait_for(
+        "collapse all hides every task's rows",
+        "document.querySelectorAll('#tasks div.task.collapsed').length === 2",
+    )?;
+    b.eval("document.getElementById('task-expand-all').click();")?;
     Ok(())
 }
 

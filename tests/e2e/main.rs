@@ -3,6 +3,7 @@
 mod console;
 mod cos;
 mod demo;
+mod errors;
 mod examples;
 mod gateway;
 mod hub;
