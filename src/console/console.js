@@ -268,6 +268,11 @@
     return !d.online || (gw !== null && gw !== undefined && !gw.online);
   }
 
+  // The state a row shows: `offline` while an unfinished update waits on a device that is gone.
+  function shownState(k, st) {
+    return !isFinal(st) && st !== 'queued' && offlineNow(k) ? 'offline' : st;
+  }
+
   function taskRow(tbody, k, u) {
     let tr = tbody.querySelector(`tr[data-device="${CSS.escape(k)}"]`);
     if (!tr) {
@@ -278,7 +283,7 @@
       tbody.append(tr);
     }
     const s = u.state;
-    const offline = !isFinal(s.state) && s.state !== 'queued' && offlineNow(k);
+    const offline = shownState(k, s.state) === 'offline';
     tr.dataset.state = offline ? 'offline' : s.state;
     tr.cells[1].textContent = `${u.from_version || '?'} → ${u.target_version}`;
     const bar = tr.querySelector('.bar-inner');
@@ -314,7 +319,10 @@
   function taskHead(t) {
     const updates = Object.values(t.devices);
     const counts = {};
-    updates.forEach((u) => { counts[u.state.state] = (counts[u.state.state] || 0) + 1; });
+    Object.entries(t.devices).forEach(([k, u]) => {
+      const shown = shownState(k, u.state.state);
+      counts[shown] = (counts[shown] || 0) + 1;
+    });
     const finished = updates.every((u) => isFinal(u.state.state));
     const failed = counts.failed || 0;
     const collapsed = state.collapsed.has(t.id);

@@ -5,6 +5,7 @@
 //! (a small blocking client on a websocket) exactly as a person would use the page.
 
 mod cdp;
+mod offline;
 mod reports;
 
 use crate::support::within;
@@ -79,6 +80,11 @@ fn id(product: &str, name: &str) -> DeviceId {
 
 /// Registers gateway `gw_deng1` with `light1` and `light2` bound to it, and starts it.
 fn start_gateway(hub: &Hub, state_dir: &Path) -> Gateway {
+    start_gateway_with(hub, state_dir, gateway::GatewayOptions::new())
+}
+
+/// [`start_gateway`] with the caller's options (a slow burner, say).
+fn start_gateway_with(hub: &Hub, state_dir: &Path, options: gateway::GatewayOptions) -> Gateway {
     let gw = id("JR1WOKB7Q7", "gw_deng1");
     let secret = "1RRdhkwmZ45wYXjuPfygeA==";
     hub.add_gateway(&gw, secret);
@@ -92,19 +98,22 @@ fn start_gateway(hub: &Hub, state_dir: &Path) -> Gateway {
         });
     }
     let port = hub.local_addr().port();
-    Gateway::start(GatewayConfig {
-        device: gw,
-        secret: secret.into(),
-        hub: HubAddress {
-            host: "127.0.0.1".into(),
-            port,
+    Gateway::start_with(
+        GatewayConfig {
+            device: gw,
+            secret: secret.into(),
+            hub: HubAddress {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            subdevices,
+            state_dir: state_dir.to_path_buf(),
+            max_image_bytes: 1 << 20,
+            keepalive: Duration::from_secs(60),
+            download: gateway::download::DownloadConfig::default(),
         },
-        subdevices,
-        state_dir: state_dir.to_path_buf(),
-        max_image_bytes: 1 << 20,
-        keepalive: Duration::from_secs(60),
-        download: gateway::download::DownloadConfig::default(),
-    })
+        options,
+    )
     .expect("gateway starts")
 }
 
