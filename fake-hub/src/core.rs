@@ -66,6 +66,8 @@ pub(crate) struct HubCore {
     /// Wakes the task scheduler when timers may have changed.
     pub(crate) wake: Notify,
     pub(crate) ca: Option<HubCa>,
+    /// The latest firmware URL signed for each device, to name the device of a COS request.
+    pub(crate) issued: crate::http::Issued,
 }
 
 impl HubCore {
@@ -88,6 +90,7 @@ impl HubCore {
             release: watch::channel(0).0,
             wake: Notify::new(),
             ca,
+            issued: crate::http::Issued::default(),
         }
     }
 

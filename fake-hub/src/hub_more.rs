@@ -45,12 +45,16 @@ impl Hub {
     /// timers fire, as if `by` had passed.
     pub fn advance_clock(&self, by: Duration) {
         self.core.clock.advance(by);
+        self.core
+            .store()
+            .set_clock_offset_ms(self.core.clock.wall_offset_ms());
         self.core.wake.notify_one();
     }
 
     /// Sets the hub's wall clock offset from real time, in milliseconds (negative is earlier).
     pub fn set_clock_offset_ms(&self, offset_ms: i64) {
         self.core.clock.set_wall_offset_ms(offset_ms);
+        self.core.store().set_clock_offset_ms(offset_ms);
     }
 
     /// The hub's wall clock offset from real time, in milliseconds.

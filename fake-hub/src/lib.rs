@@ -18,6 +18,8 @@ mod broker;
 mod clock;
 mod core;
 mod faults;
+mod http;
+mod hub_cos;
 mod hub_hooks;
 mod hub_more;
 mod ota;
@@ -35,8 +37,9 @@ mod transcript;
 
 pub use acl::TopicAccess;
 pub use faults::{FaultId, Fires, HubFaultAction, HubFaultRule, InstalledFault, Milestone};
+pub use http::{HttpRecord, HttpRequest, RequestSink};
 pub use registry::{DeviceKind, FirmwareInfo};
-pub use store::{FirmwareStore, StoredObject};
+pub use store::{FirmwareStore, StoreError, StoredObject};
 pub use tasks::{
     DeviceUpdate, PushMethod, PushRequest, RateLimit, TaskOptions, TaskRequest, TaskStatus,
     UpdateState,
@@ -50,7 +53,6 @@ pub use transcript::{
 
 use crate::core::HubCore;
 use broker::{Broker, BrokerConfig, FrontLimits, TlsListener};
-use md5::{Digest, Md5};
 use otasim_protocol::DeviceId;
 use registry::DeviceRecord;
 use serde::Serialize;
@@ -131,9 +133,22 @@ pub enum HubError {
         /// The version.
         version: String,
     },
-    /// The firmware store refused the upload.
-    #[error("storing firmware: {0}")]
-    Store(String),
+    /// The firmware store refused the operation.
+    #[error("firmware store: {0}")]
+    Store(#[from] StoreError),
+    /// That version was uploaded before with other bytes (devices may run the old image under
+    /// that name); upload with `replace` to overwrite it.
+    #[error(
+        "firmware {version} of product {product_id} exists with other bytes (md5 {md5}); ask to replace it"
+    )]
+    FirmwareConflict {
+        /// The product.
+        product_id: String,
+        /// The version.
+        version: String,
+        /// The MD5 of the bytes stored now.
+        md5: String,
+    },
     /// A push selected no device.
     #[error("the push selects no device")]
     NoTargets,
@@ -230,6 +245,8 @@ impl Hub {
             ))
         })?;
         core.attach(broker.handle());
+        core.store()
+            .attach(http::RequestSink::new(Arc::downgrade(&core)));
         core.spawn(tasks_run::run(Arc::clone(&core)));
         Ok(Hub { core, broker })
     }
@@ -281,47 +298,16 @@ impl Hub {
         self.core.bump();
     }
 
-    /// Uploads a firmware image: computes size and MD5 and puts it in the store.
+    /// Uploads a firmware image: computes size and MD5 and puts it in the store. Uploading a
+    /// version again with the same bytes changes nothing; with other bytes it is refused with
+    /// [`HubError::FirmwareConflict`] (see [`Hub::upload_firmware_replacing`]).
     pub fn upload_firmware(
         &self,
         product_id: &str,
         version: &str,
         bytes: Vec<u8>,
     ) -> Result<FirmwareInfo, HubError> {
-        let id = DeviceId::new(product_id, "x").map_err(|e| HubError::Invalid {
-            field: "product_id",
-            reason: e.to_string(),
-        })?;
-        if let Err(e) = otasim_protocol::check_version(version) {
-            return Err(HubError::Invalid {
-                field: "version",
-                reason: e.to_string(),
-            });
-        }
-        let object: String = format!("{}_{}", id.product_id(), version)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let info = FirmwareInfo {
-            product_id: product_id.to_owned(),
-            version: version.to_owned(),
-            size_bytes: bytes.len() as u64,
-            md5: hex::encode(Md5::digest(&bytes)),
-            object: object.clone(),
-        };
-        self.core
-            .store()
-            .put(&object, bytes)
-            .map_err(HubError::Store)?;
-        self.core.lock().registry.put_firmware(info.clone());
-        self.core.bump();
-        Ok(info)
+        hub_cos::upload(self, product_id, version, bytes, false)
     }
 
     /// The uploaded firmware, by product and version.

@@ -156,7 +156,10 @@ impl HubCore {
             return warn!(%device, version = %target, "firmware vanished from the registry");
         };
         let url = match self.store().signed_url(&fw.object, self.url_validity) {
-            Ok(url) => url,
+            Ok(url) => {
+                self.issued.note(device, &fw.object);
+                url
+            }
             Err(e) => {
                 return warn!(%device, object = %fw.object, error = %e, "cannot sign a firmware url");
             }
