@@ -2,8 +2,8 @@
 //! write (the official SDKs, a customer's firmware).
 //!
 //! The first line printed is `listening mqtt=IP:PORT cos=IP:PORT api=IP:PORT` (and
-//! `tls=IP:PORT` with `--tls-port`), so that scripts can pass port 0 and read the bound ports
-//! back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
+//! `tls=IP:PORT` with `--tls-port`), then `cloud=IP:PORT` (the Tencent Cloud API 3.0 endpoint),
+//! so that scripts can pass port 0 and read the bound ports back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
 //!
 //! The fleet file (`--fleet`, TOML; `otasim hub --example-fleet` prints this example):
 //!
@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use clap::Args;
 use fake_cos::{Cos, CosConfig};
 use fake_hub::{Hub, HubConfig, TranscriptEntry};
-use scenarios::CosStore;
+use scenarios::HubCos;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -52,6 +52,9 @@ pub struct HubArgs {
     /// Control API port (0: any free port).
     #[arg(long, default_value_t = 8080)]
     api_port: u16,
+    /// Tencent Cloud API 3.0 (`iotcloud`) port, for the official SDKs (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    cloud_port: u16,
     /// Also listen for mutual-TLS MQTT (certificate auth) on this port (0: any free port);
     /// the CA is at `GET /api/tls/ca`, device certificates from the API.
     #[arg(long)]
@@ -68,9 +71,14 @@ pub struct HubArgs {
     /// Upload firmware at start: PRODUCT_ID:VERSION:FILE (repeatable).
     #[arg(long, value_name = "PRODUCT:VERSION:FILE")]
     firmware: Vec<String>,
-    /// Write the transcript here as JSON lines, as it happens.
+    /// Write the transcript here as JSON lines, as it happens (the whole record, however
+    /// long the hub runs).
     #[arg(long)]
     transcript: Option<PathBuf>,
+    /// How much transcript the hub keeps in memory, in MiB (the oldest entries go first; the
+    /// `--transcript` file keeps everything).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    transcript_max_mb: u16,
     /// Do not print transcript lines.
     #[arg(long)]
     quiet: bool,
@@ -161,9 +169,12 @@ struct Served {
     hub: Arc<Hub>,
     cos: Cos,
     api: fake_hub::api::ApiServer,
+    cloud: fake_hub::api::cloud::CloudServer,
+    /// The default SecretId/SecretKey pair, when the fleet declares none.
+    default_key: bool,
 }
 
-async fn start(args: &HubArgs) -> anyhow::Result<Served> {
+async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     let cos_listener = bind(args.host, args.cos_port, "COS", "--cos-port").await?;
     let cos_addr = cos_listener.local_addr()?;
     let public_host = args
@@ -184,8 +195,9 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
     config.mqtt_addr = SocketAddr::new(args.host, args.mqtt_port);
     config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
+    config.transcript_limits.max_bytes = usize::from(args.transcript_max_mb) << 20;
     let mqtt = config.mqtt_addr;
-    let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
+    let hub = Hub::start(config, Arc::new(HubCos::new(cos.clone())))
         .await
         .with_context(|| {
             format!(
@@ -200,11 +212,25 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
         crate::console::router(),
     )
     .context("starting the control API")?;
+    let default_key = fleet.api_keys.is_empty();
+    let keys = if default_key {
+        fake_hub::api::cloud::CloudKeys::default_pair()
+    } else {
+        fleet.api_keys.clone()
+    };
+    let cloud = fake_hub::api::cloud::serve(
+        bind(args.host, args.cloud_port, "Cloud API", "--cloud-port").await?,
+        hub.clone(),
+        keys,
+    )
+    .context("starting the Cloud API")?;
     Ok(Served {
         public_host: shown_host,
         hub,
         cos,
         api,
+        cloud,
+        default_key,
     })
 }
 
@@ -234,7 +260,7 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
     };
     let images = read_firmware(&fleet.firmware)?;
     let stop = super::signal::stop_signal()?;
-    let served = start(&args).await?;
+    let served = start(&args, &fleet).await?;
     let live = served.hub.watch_transcript();
     // Everything that can fail is done before the `listening` line, which scripts wait for.
     let firmware_lines = register(&served.hub, &fleet, images)?;
@@ -252,6 +278,7 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
     say!("stopping");
     printer.abort();
     served.api.shutdown().await;
+    served.cloud.shutdown().await;
     if let Ok(hub) = Arc::try_unwrap(served.hub) {
         hub.shutdown().await;
     }
@@ -267,8 +294,9 @@ fn print_banner(served: &Served) {
         .tls_addr()
         .map(|a| format!(" tls={a}"))
         .unwrap_or_default();
+    let cloud = served.cloud.local_addr();
     say!(
-        "listening mqtt={mqtt} cos={} api={api}{tls}",
+        "listening mqtt={mqtt} cos={} api={api}{tls} cloud={cloud}",
         served.cos.local_addr()
     );
     say!("MQTT:        tcp://{mqtt}");
@@ -276,6 +304,14 @@ fn print_banner(served: &Served) {
     say!("console:     http://{api}/");
     say!("control API: http://{api}/api/devices");
     say!("live events: http://{api}/api/events");
+    say!("cloud API:   http://{cloud}/ (iotcloud 2021-04-08, TC3-HMAC-SHA256)");
+    if served.default_key {
+        say!(
+            "cloud keys:  SecretId={} SecretKey={} (declare [[api_key]] in the fleet file for others)",
+            fake_hub::api::cloud::DEFAULT_SECRET_ID,
+            fake_hub::api::cloud::DEFAULT_SECRET_KEY
+        );
+    }
 }
 
 /// Prints and records every transcript entry in order; entries missed by a lagging receiver
@@ -291,11 +327,10 @@ async fn follow(
         let batch = match live.recv().await {
             Ok(e) if e.seq == next => vec![e],
             Ok(e) if e.seq < next => continue,
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => hub
-                .transcript()
-                .into_iter()
-                .filter(|e| e.seq >= next)
-                .collect(),
+            // Only what was missed is copied; the hub keeps far more than a lag can skip.
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                hub.transcript_since(next, usize::MAX)
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         for e in batch {

@@ -1,11 +1,14 @@
 //! End-to-end tests: real sockets on loopback, real files, one module per family.
 
+mod cloud_sdk;
 mod console;
 mod cos;
+mod cos_sdk;
 mod demo;
 mod errors;
 mod examples;
 mod gateway;
+mod hardening;
 mod hub;
 mod pipes;
 mod procs;

@@ -25,6 +25,17 @@ struct FleetFile {
     subdevice: Vec<FleetSubdevice>,
     #[serde(default)]
     firmware: Vec<FleetFirmware>,
+    /// SecretId/SecretKey pairs the Cloud API accepts.
+    #[serde(default)]
+    api_key: Vec<FleetApiKey>,
+}
+
+/// A SecretId/SecretKey pair the Cloud API accepts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetApiKey {
+    secret_id: String,
+    secret_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,12 +81,22 @@ pub(super) struct Fleet {
     pub(super) gateways: Vec<(DeviceId, String)>,
     pub(super) subdevices: Vec<SubdeviceEntry>,
     pub(super) firmware: Vec<FirmwareSource>,
+    pub(super) api_keys: fake_hub::api::cloud::CloudKeys,
     /// Old spellings the file used, each with the new one.
     pub(super) deprecations: Vec<String>,
 }
 
 fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<DeviceId> {
     DeviceId::new(product_id, device_name).with_context(|| at.to_owned())
+}
+
+/// The control API's rule for secrets: 1 to 256 printable ASCII characters.
+fn check_secret(at: &str, secret: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=256).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic()),
+        "{at}: must be 1 to 256 printable ASCII characters"
+    );
+    Ok(())
 }
 
 fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
@@ -93,7 +114,7 @@ fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
     let gateways = labelled("gateways", file.gateways).chain(labelled("gateway", file.gateway));
     for (at, g) in gateways {
         let id = device_id(&at, &g.product_id, &g.device_name)?;
-        anyhow::ensure!(!g.secret.is_empty(), "{at}.secret: must not be empty");
+        check_secret(&format!("{at}.secret"), &g.secret)?;
         anyhow::ensure!(
             !fleet.gateways.iter().any(|(other, _)| *other == id),
             "{at}: gateway {id} is listed twice"
@@ -104,7 +125,7 @@ fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
         labelled("subdevices", file.subdevices).chain(labelled("subdevice", file.subdevice));
     for (at, s) in subdevices {
         let id = device_id(&at, &s.product_id, &s.device_name)?;
-        anyhow::ensure!(!s.secret.is_empty(), "{at}.secret: must not be empty");
+        check_secret(&format!("{at}.secret"), &s.secret)?;
         anyhow::ensure!(
             !fleet.subdevices.iter().any(|(other, ..)| *other == id),
             "{at}: subdevice {id} is listed twice"
@@ -130,6 +151,19 @@ fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
             );
         }
         fleet.subdevices.push((id, s.secret, gateway, s.version));
+    }
+    for (i, k) in file.api_key.into_iter().enumerate() {
+        let id_ok = (1..=128).contains(&k.secret_id.len())
+            && k.secret_id.bytes().all(|b| b.is_ascii_alphanumeric());
+        anyhow::ensure!(
+            id_ok,
+            "api_key[{i}].secret_id: must be 1 to 128 letters and digits"
+        );
+        anyhow::ensure!(
+            !k.secret_key.is_empty(),
+            "api_key[{i}].secret_key: must not be empty"
+        );
+        fleet.api_keys.add(&k.secret_id, &k.secret_key);
     }
     for f in file.firmware {
         fleet
