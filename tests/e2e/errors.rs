@@ -147,7 +147,7 @@ fn list_without_arguments_lists_the_catalog() {
 fn help_shows_the_serve_default_and_verbose_logs_carry_no_colour_into_a_pipe() {
     let help = text(&otasim(&["demo", "--help"]).stdout);
     assert!(help.contains("8080 if PORT is left out"), "{help}");
-    let out = otasim(&["-v", "run", "scenarios/catalog/happy-one-subdevice.toml"]);
+    let out = otasim(&["-v", "run", "scenarios/catalog/seed-demo.toml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("INFO"), "-v logs info: {stderr}");

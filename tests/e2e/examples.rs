@@ -43,11 +43,13 @@ from_versions = ["0.1"]
 [[steps]]
 action = "wait_tasks"
 
-[expect.versions]
-"E69UADXUYY/light1" = "V100R0001"
-"E69UADXUYY/light2" = "V100R0001"
-"E69UADXUYY/light3" = "V100R0001"
-"YI7XCD5DRH/airConditioner1" = "0.1"
+[expect]
+untouched = ["YI7XCD5DRH/airConditioner1"]
+
+[expect.results]
+"E69UADXUYY/light1" = "succeeded"
+"E69UADXUYY/light2" = "succeeded"
+"E69UADXUYY/light3" = "succeeded"
 "#
     );
     let plan = scenarios::Plan::parse(&examples().join("example-fleet.toml"), &text)

@@ -42,8 +42,8 @@ fn broken_pipes_end_quietly_with_the_outcome_as_exit_status() {
         &["demo", "--json"],
         &["demo"],
         &["list"],
-        &["run", "scenarios/catalog/happy-one-subdevice.toml"],
-        &["replay", "7", "scenarios/catalog/several-cuts.toml"],
+        &["run", "scenarios/catalog/seed-demo.toml"],
+        &["replay", "7", "scenarios/catalog/seed-demo.toml"],
     ];
     for args in cases {
         let (status, stderr) = into_closed_pipe(args);

@@ -134,21 +134,18 @@ pub(crate) async fn transcript(
         }
     };
     let since = q.since.unwrap_or(0);
-    let known = s.hub.devices();
-    let clients = super::view::client_devices(known.iter().map(|d| &d.device));
     let mut entries = s.hub.transcript_page(since, limit + 1, |e| {
         device.as_ref().is_none_or(|d| entry_is_about(e, d))
     });
     let next = (entries.len() > limit).then(|| entries[limit].seq);
     entries.truncate(limit);
     let first = s.hub.transcript_since(0, 1).first().map(|e| e.seq);
-    let views: Vec<serde_json::Value> = entries
+    // Each entry as the console shows it: the device, a summary and a code's meaning.
+    let known = s.hub.devices();
+    let clients = super::view::client_devices(known.iter().map(|d| &d.device));
+    let views: Vec<super::view::EntryView<'_>> = entries
         .iter()
-        .map(|e| {
-            let client = clients.get(&e.client_id).cloned();
-            serde_json::to_value(super::view::EntryView::of(e, client))
-                .expect("transcript entries serialize")
-        })
+        .map(|e| super::view::EntryView::of(e, clients.get(&e.client_id).cloned()))
         .collect();
     let mut response = Json(views).into_response();
     let headers = response.headers_mut();

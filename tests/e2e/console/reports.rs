@@ -54,19 +54,16 @@ fn screenshot(page: &Path, artifact: &str) -> anyhow::Result<()> {
 fn html_reports_of_a_passing_and_a_failing_scenario_are_screenshotted() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let passing = root.join("scenarios/catalog/happy-one-subdevice.toml");
+    let passing = root.join("scenarios/catalog/seed-demo.toml");
     let text = std::fs::read_to_string(&passing).expect("catalog scenario");
     let failing = dir.path().join("expects-two-cos-requests.toml");
     std::fs::write(
         &failing,
         text.replace(
-            "name = \"happy-one-subdevice\"",
+            "name = \"seed-demo\"",
             "name = \"expects-two-cos-requests\"",
         )
-        .replace(
-            "cos_requests = { exactly = 1 }",
-            "cos_requests = { exactly = 2 }",
-        ),
+        .replace("[expect]\n", "[expect]\ncos_requests = { exactly = 2 }\n"),
     )
     .expect("write the failing scenario");
     let (pass_html, fail_html) = (dir.path().join("pass"), dir.path().join("fail"));
@@ -78,7 +75,7 @@ fn html_reports_of_a_passing_and_a_failing_scenario_are_screenshotted() {
         !run_with_html(&failing, &fail_html).success(),
         "the changed expectation fails"
     );
-    let pass_page = report_page(&pass_html, "happy-one-subdevice").expect("passing report");
+    let pass_page = report_page(&pass_html, "seed-demo").expect("passing report");
     let fail_page = report_page(&fail_html, "expects-two-cos-requests").expect("failing report");
     let fail_text = std::fs::read_to_string(&fail_page).expect("failing report text");
     assert!(
