@@ -1,4 +1,5 @@
 // One device's transcript as a readable timeline: fetched from /api/transcript, then live.
+// MQTT in and out, hub events, and the COS requests made with the URLs signed for the device.
 'use strict';
 
 // The device a topic belongs to, as the hub's transcript filter reads it.
@@ -18,7 +19,12 @@ function opDevices(e) {
   return ds.map((d) => ({ k: `${d.product_id}/${d.device_name}`, result: d.result }));
 }
 
+// A COS request names every device that holds a URL for its object.
+function httpRecord(e) { return e.direction === 'http' ? parseJson(e.payload) || {} : null; }
+
 function entryIsAbout(e, k) {
+  const h = httpRecord(e);
+  if (h) return Array.isArray(h.devices) && h.devices.includes(k);
   const t = topicDevice(e.topic);
   if (!t) return e.client_id === k.replace('/', '');
   return t.dev === k || (t.kind === 'op' && opDevices(e).some((d) => d.k === k));
@@ -28,6 +34,7 @@ function describeEntry(e) {
   const t = topicDevice(e.topic);
   const j = parseJson(e.payload);
   if (e.direction === 'event') return [el('b', { text: e.topic }), ` ${e.payload}`];
+  if (e.direction === 'http') return describeHttp(e, j || {});
   if (t && t.kind === 'op') {
     const ds = opDevices(e).map((d) => shortName(d.k) + (d.result === undefined ? '' : ` → result ${d.result}`));
     return [el('b', { text: (j && j.type) || 'operation' }), ` ${ds.join(', ')}`, el('span', { class: 'note', text: `  via ${shortName(t.dev)}` })];
@@ -50,10 +57,23 @@ function describeEntry(e) {
   return [el('b', { text: j.type || e.topic }), ` ${e.payload.slice(0, 160)}`];
 }
 
+// `GET /E69UADXUYY_2.0 bytes=65536- → 206, 534,464 B, complete`, and the fault that decided it.
+function describeHttp(e, h) {
+  const parts = [el('b', { text: e.topic })];
+  if (h.range) parts.push(` ${h.range}`);
+  const ok = h.status < 400 && h.end === 'complete';
+  parts.push(` → ${h.status}, ${bytes(Number(h.bytes_sent) || 0)}, `, el('span', { class: ok ? '' : 'why', text: String(h.end || '?').replace(/_/g, ' ') }));
+  const kind = h.fault && h.fault.verdict ? h.fault.verdict.kind : null;
+  if (kind) parts.push(el('span', { class: 'note', text: `  (COS fault #${h.fault.id}: ${kind.replace(/_/g, ' ')})` }));
+  return parts;
+}
+
 function entryItem(e) {
   const who = topicDevice(e.topic);
+  const h = httpRecord(e);
+  const httpWho = h && Array.isArray(h.devices) && h.devices.length ? h.devices.map(shortName).join(', ') : (h || {}).client;
   const dev = who ? shortName(who.dev) : e.client_id;
-  const arrow = { in: `${dev} → hub`, out: `hub → ${dev}`, refused: `${dev} ✗ hub (refused)`, event: e.client_id }[e.direction];
+  const arrow = { in: `${dev} → hub`, out: `hub → ${dev}`, refused: `${dev} ✗ hub (refused)`, event: e.client_id, http: `${httpWho} ⇐ COS` }[e.direction];
   return el('li', { class: `dir-${e.direction}`, 'data-seq': e.seq },
     el('span', { class: 't', text: `${(e.at / 1000).toFixed(3)} s` }), el('span', { class: 'who', text: arrow }),
     el('span', { class: 'what' }, ...describeEntry(e)));
