@@ -349,6 +349,44 @@ async fn moving_the_hub_clock_expires_signed_urls_and_deleted_firmware_is_404() 
     let status = ctl(&hub, &["status"]).await;
     assert!(status.contains("hub ok"), "{status}");
     assert!(status.contains("E69UADXUYY/light1"), "{status}");
+    // Bad input through the hub's COS routes: clear errors naming the field, nothing armed.
+    let (code, refused) = super::post(
+        hub.api,
+        "/api/cos/faults",
+        &json!({"verdict": {"kind": "nope"}, "fires": "once"}),
+    )
+    .await;
+    assert_eq!(
+        (code, &refused["field"]),
+        (400, &json!("rule")),
+        "{refused}"
+    );
+    let (code, _) = super::http(
+        hub.api,
+        "DELETE",
+        "/api/cos/faults/99",
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, refused) = get(hub.api, "/api/cos/journal?since=-1").await;
+    assert_eq!(
+        (code, &refused["field"]),
+        (400, &json!("since")),
+        "{refused}"
+    );
+    let (code, _) = super::http(
+        hub.api,
+        "DELETE",
+        "/api/firmware/E69UADXUYY/2.0",
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(code, 404, "already deleted");
+    let (_, rules) = get(hub.api, "/api/cos/faults").await;
+    assert_eq!(rules, json!([]));
     let (code, health) = get(hub.api, "/api/health").await;
     assert_eq!((code, &health["status"]), (200, &json!("ok")));
     gw.shutdown().await;
