@@ -32,10 +32,10 @@ pub(crate) fn upload(
         field: "product_id",
         reason: e.to_string(),
     })?;
-    if version.is_empty() || version.len() > 32 {
+    if let Err(e) = otasim_protocol::check_version(version) {
         return Err(HubError::Invalid {
             field: "version",
-            reason: "must be 1 to 32 characters".into(),
+            reason: e.to_string(),
         });
     }
     let object = object_name(id.product_id(), version);

@@ -82,4 +82,25 @@ pub trait FirmwareStore: Send + Sync + 'static {
     /// Called once when the hub starts: the store hands every request it has answered to
     /// `sink`, so the hub's transcript shows HTTP beside MQTT. The default records nothing.
     fn attach(&self, _sink: RequestSink) {}
+
+    /// A URL a client can PUT `object` to until `valid_for` has passed (the Cloud API's
+    /// `GetCOSURL`). The default: this store takes no uploads by URL.
+    fn signed_put_url(&self, _object: &str, _valid_for: Duration) -> Result<String, StoreError> {
+        Err(StoreError::Unsupported("take uploads by URL"))
+    }
+
+    /// The size and MD5 of a stored object, if it exists (the Cloud API's `UploadFirmware`
+    /// checks what was PUT). The default: the store cannot tell.
+    fn stat(&self, _object: &str) -> Option<StoredObject> {
+        None
+    }
+}
+
+/// What a [`FirmwareStore`] holds under a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// Lower-case hex MD5 of the content.
+    pub md5: String,
 }

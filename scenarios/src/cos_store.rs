@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use fake_cos::{ConnEnd, Cos, CosError, FaultRule, JournalEntry, RuleId};
-use fake_hub::{FirmwareStore, HttpRequest, RequestSink, StoreError};
+use fake_hub::{FirmwareStore, HttpRequest, RequestSink, StoreError, StoredObject};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -23,7 +23,9 @@ fn store_error(e: CosError) -> StoreError {
             object: name,
             reason: reason.to_owned(),
         },
-        CosError::InvalidRule(reason) => StoreError::InvalidRule { reason },
+        e @ CosError::InvalidRule { .. } => StoreError::InvalidRule {
+            reason: e.to_string(),
+        },
         other => StoreError::Backend(Box::new(other)),
     }
 }
@@ -74,6 +76,33 @@ impl FirmwareStore for CosStore {
     fn journal_since(&self, seq: u64) -> Result<Vec<serde_json::Value>, StoreError> {
         Ok(self.0.journal_since(seq).into_iter().map(json).collect())
     }
+
+    fn signed_put_url(&self, object: &str, valid_for: Duration) -> Result<String, StoreError> {
+        let key = upload_key()?;
+        self.0.add_key(key.clone());
+        self.0
+            .presigned_put_url(object, &key, valid_for)
+            .map_err(store_error)
+    }
+
+    fn stat(&self, object: &str) -> Option<StoredObject> {
+        self.0.object_info(object).map(|o| StoredObject {
+            size_bytes: o.size,
+            md5: o.md5_hex,
+        })
+    }
+}
+
+/// The COS key the hub signs upload URLs with (the Cloud API's `GetCOSURL`): made once per
+/// process, from the standard library's random hasher seed, and never shown to clients.
+fn upload_key() -> Result<fake_cos::CosKey, StoreError> {
+    use std::hash::{BuildHasher, RandomState};
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let secret = SECRET.get_or_init(|| {
+        let state = RandomState::new();
+        format!("{:016x}{:016x}", state.hash_one(1u8), state.hash_one(2u8))
+    });
+    fake_cos::CosKey::new("AKIDotasimHubUploads", secret.as_str()).map_err(store_error)
 }
 
 /// [`CosStore`] as part of the hub's world: the COS clock follows the hub's (so
@@ -142,6 +171,14 @@ impl FirmwareStore for HubCos {
 
     fn journal_since(&self, seq: u64) -> Result<Vec<serde_json::Value>, StoreError> {
         self.store.journal_since(seq)
+    }
+
+    fn signed_put_url(&self, object: &str, valid_for: Duration) -> Result<String, StoreError> {
+        self.store.signed_put_url(object, valid_for)
+    }
+
+    fn stat(&self, object: &str) -> Option<StoredObject> {
+        self.store.stat(object)
     }
 
     fn attach(&self, sink: RequestSink) {

@@ -112,3 +112,32 @@ fn describe_http(e: &TranscriptEntry) -> String {
     }
     line
 }
+
+/// Describes a COS request as a person would say it:
+/// `GET E69_1.0 Range: bytes=0-99 -> 206, 100 B, cut (fault: cut)`.
+pub fn describe_cos(j: &fake_cos::JournalEntry) -> String {
+    let mut s = format!("{} {}", j.method, j.object.as_deref().unwrap_or(&j.path));
+    if let Some(r) = &j.range {
+        s.push_str(&format!(" Range: {r}"));
+    }
+    s.push_str(&format!(" -> {}, {} B", j.status, j.body_bytes_sent));
+    let end = serde_json::to_value(j.end)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    if end != "complete" {
+        s.push_str(&format!(", {end}"));
+    }
+    if let Some(f) = &j.fault {
+        let verdict = serde_json::to_value(f)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/verdict/do")
+                    .or_else(|| v.pointer("/verdict/kind"))
+                    .and_then(|k| k.as_str().map(str::to_owned))
+            })
+            .unwrap_or_else(|| "fault".into());
+        s.push_str(&format!(" (fault: {verdict})"));
+    }
+    s
+}

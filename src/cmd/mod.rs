@@ -47,6 +47,8 @@ pub enum Command {
     Replay(scenario::ReplayArgs),
     /// Turn a C SDK gateway log into a scenario that reproduces it.
     Import(scenario::ImportArgs),
+    /// Qualify a gateway: the whole catalog against it, one report (HTML, JUnit, JSON).
+    Qualify(scenario::QualifyArgs),
     /// Measure throughput and latency against a reference in the same run.
     Bench(bench::BenchArgs),
 }
@@ -64,6 +66,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => scenario::check(args).await,
         Command::Replay(args) => scenario::replay(args).await,
         Command::Import(args) => scenario::import(args).await,
+        Command::Qualify(args) => scenario::qualify(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }
