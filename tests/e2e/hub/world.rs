@@ -287,8 +287,42 @@ async fn moving_the_hub_clock_expires_signed_urls_and_deleted_firmware_is_404() 
         d["online"] == true
     })
     .await;
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_otasim"))
+        .args(["ctl", "--api", &hub.api.to_string(), "--json", "watch"])
+        .args(["--device", "E69UADXUYY/light1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("otasim ctl watch starts");
+    let mut watched = BufReader::new(watch.stdout.take().expect("piped")).lines();
+    let mut said = BufReader::new(watch.stderr.take().expect("piped")).lines();
+    let first = within("ctl watch to subscribe", said.next_line()).await;
+    assert!(
+        first
+            .expect("read")
+            .is_some_and(|l| l.starts_with("watching ")),
+        "ctl watch says when it is subscribed"
+    );
     ctl(&hub, &["push", "E69UADXUYY", "2.0", "--devices", "light1"]).await;
     assert_eq!(final_update(&hub).await.0, "succeeded");
+    let (mut saw_update, mut saw_http) = (false, false);
+    within("ctl watch to show the update and its COS request", async {
+        while !(saw_update && saw_http) {
+            let line = watched
+                .next_line()
+                .await
+                .expect("read")
+                .expect("watch still running");
+            let entry: Value = serde_json::from_str(&line).expect("JSON lines");
+            saw_http |= entry["direction"] == "http";
+            saw_update |= entry["payload"]
+                .as_str()
+                .is_some_and(|p| p.contains("update_firmware"));
+        }
+    })
+    .await;
+    drop(watch);
     let (_, out) = get(hub.api, "/api/transcript?device=E69UADXUYY/light1").await;
     let url = out
         .as_array()
