@@ -41,7 +41,7 @@ fn summary(topic: Option<&Topic>, payload: &[u8]) -> String {
                 if p.result_code.code() != 0 {
                     s.push_str(&format!(" {} {:?}", p.result_code, p.result_msg));
                 }
-                format!("{s}  (v{})", p.version)
+                format!("{s}  (version {})", p.version)
             }
             Err(_) => text(),
         },
@@ -62,7 +62,11 @@ fn summary(topic: Option<&Topic>, payload: &[u8]) -> String {
         Some(Topic::GatewayOperation(_)) => match GatewayRequest::parse(payload) {
             Ok(r) => {
                 let names: Vec<_> = r.devices.iter().map(|d| d.device_name.as_str()).collect();
-                format!("{:?} {}", r.kind, names.join(",")).to_lowercase()
+                format!(
+                    "{} {}",
+                    format!("{:?}", r.kind).to_lowercase(),
+                    names.join(",")
+                )
             }
             Err(_) => text(),
         },
@@ -73,7 +77,11 @@ fn summary(topic: Option<&Topic>, payload: &[u8]) -> String {
                     .iter()
                     .map(|d| format!("{}={}", d.device_name, d.result.unwrap_or(0)))
                     .collect();
-                format!("{:?} result {}", r.kind, items.join(",")).to_lowercase()
+                format!(
+                    "{} result {}",
+                    format!("{:?}", r.kind).to_lowercase(),
+                    items.join(",")
+                )
             }
             Err(_) => text(),
         },

@@ -25,7 +25,8 @@
 //! | `GET /health` | `{"status": "ok", ...}` |
 //! | `GET /openapi.json` | this API as an OpenAPI 3.1 document |
 //! | `POST /strict` `{on}` | the C SDK's limits as warnings |
-//! | `GET /transcript?since=SEQ&device=PID/name` | the transcript |
+//! | `GET /transcript?since=SEQ&device=PID/name` | the transcript, each entry with `device`, `about`, `who`, `summary` and `code` worked out for display |
+//! | `GET /codes` | the meaning of every OTA and gateway result code, and the final task states |
 //! | `POST /reset` | removes faults, ends holds, cancels unfinished tasks |
 //! | `GET /events` | server-sent events: `transcript` entries and `device` state changes, live |
 
@@ -37,6 +38,7 @@ mod events;
 mod openapi;
 mod registry;
 mod tasks;
+mod view;
 
 pub use error::ApiError;
 
@@ -131,6 +133,7 @@ fn routes(state: ApiState) -> Router {
         .route("/api/strict", post(control::set_strict))
         .route("/api/reset", post(control::reset))
         .route("/api/transcript", get(tasks::transcript))
+        .route("/api/codes", get(view::codes))
         .route("/api/events", get(events::stream))
         .merge(firmware)
         .fallback(error::not_found)

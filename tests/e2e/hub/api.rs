@@ -134,6 +134,16 @@ async fn api_registers_devices_uploads_by_form_and_cancels_a_task() {
     .await;
     assert_eq!(status, 200, "{cancelled}");
     assert!(hub.task(id).unwrap().is_finished());
+    let (status, again) = http(
+        addr,
+        "POST",
+        &format!("/api/tasks/{id}/cancel"),
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 409, "a finished task cannot be cancelled: {again}");
+    assert_eq!(again["field"], "id", "{again}");
     let (_, tasks) = get(addr, "/api/tasks").await;
     assert_eq!(tasks.as_array().unwrap().len(), 1);
     api.shutdown().await;
