@@ -23,7 +23,7 @@ pub enum StoreError {
         /// Why it is refused.
         reason: String,
     },
-    /// A COS fault rule is malformed or invalid; `field` names the part at fault.
+    /// A COS fault rule is malformed or invalid; the reason names the part at fault.
     #[error("invalid COS fault rule: {reason}")]
     InvalidRule {
         /// Why, naming the field.

@@ -257,6 +257,30 @@ async fn forward(cos: Cos, mut live: broadcast::Receiver<JournalEntry>, sink: Re
 #[cfg(test)]
 mod tests {
     use super::Forwarded;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_arrival_order_with_repeats_forwards_each_request_once(
+            order in (1u64..40).prop_flat_map(|n| {
+                let all: Vec<u64> = (1..=n).collect();
+                (Just(n), Just(all).prop_shuffle(), proptest::collection::vec(1..=n, 0..20))
+            })
+        ) {
+            let (n, shuffled, repeats) = order;
+            let mut seen = Forwarded::default();
+            let mut forwarded = Vec::new();
+            for seq in shuffled.iter().chain(repeats.iter()) {
+                if seen.first(*seq) {
+                    forwarded.push(*seq);
+                }
+            }
+            forwarded.sort_unstable();
+            prop_assert_eq!(forwarded, (1..=n).collect::<Vec<_>>());
+            prop_assert_eq!(seen.floor, n);
+            prop_assert!(seen.above.is_empty());
+        }
+    }
 
     #[test]
     fn each_request_is_forwarded_once_in_any_order() {

@@ -188,7 +188,11 @@ async fn status(api: &Api, out: &Out) -> anyhow::Result<()> {
     let all = json!({"health": health, "devices": devices, "tasks": tasks,
         "faults": hub_faults, "cos_faults": cos_faults});
     out.show(&all, || {
-        let mut text = format!("hub {} (mqtt {})\n", health["status"], health["mqtt"]);
+        let mut text = format!(
+            "hub {} (mqtt {})\n",
+            health["status"].as_str().unwrap_or("?"),
+            health["mqtt"].as_str().unwrap_or("?")
+        );
         for d in devices.as_array().into_iter().flatten() {
             let update = d["update"]["state"]["state"].as_str().unwrap_or("-");
             let id = format!(

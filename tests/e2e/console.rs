@@ -5,6 +5,7 @@
 //! (a small blocking client on a websocket) exactly as a person would use the page.
 
 mod cdp;
+mod faults;
 mod offline;
 mod reports;
 
@@ -15,7 +16,7 @@ use fake_cos::{Cos, CosConfig};
 use fake_hub::{Fires, Hub, HubConfig, HubFaultAction, HubFaultRule, Milestone, UpdateState};
 use gateway::{Gateway, GatewayConfig, HubAddress, SubdeviceConfig};
 use otasim_protocol::DeviceId;
-use scenarios::CosStore;
+use scenarios::{CosStore, HubCos};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,11 +38,24 @@ struct Server {
 
 impl Server {
     async fn start() -> Server {
+        Self::start_with(false).await
+    }
+
+    /// With the COS wired as `otasim hub` wires it: one clock, COS requests in the transcript.
+    async fn start_one_world() -> Server {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(one_world: bool) -> Server {
         let cos_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind cos");
         let cos = fake_cos::start(cos_listener, CosConfig::default())
             .await
             .expect("fake cos starts");
-        let store = Arc::new(CosStore(cos.clone()));
+        let store: Arc<dyn fake_hub::FirmwareStore> = if one_world {
+            Arc::new(HubCos::new(cos.clone()))
+        } else {
+            Arc::new(CosStore(cos.clone()))
+        };
         let hub = Arc::new(
             Hub::start(HubConfig::loopback(), store)
                 .await

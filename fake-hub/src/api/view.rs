@@ -63,8 +63,59 @@ impl<'a> EntryView<'a> {
             summary: String::new(),
             code: None,
         };
+        if entry.direction == crate::Direction::Http {
+            view.http();
+            return view;
+        }
         view.summarize(topic.as_ref());
         view
+    }
+
+    /// A COS request: about every device holding a URL for its object, in words
+    /// `GET /E69UADXUYY_2.0 bytes=65536- → 206, 534464 B, complete (COS fault #1: cut_after)`.
+    fn http(&mut self) {
+        let Ok(r) = serde_json::from_str::<crate::HttpRecord>(&self.entry.payload) else {
+            self.summary = format!("{} {}", self.entry.topic, self.entry.payload);
+            return;
+        };
+        if let Some(first) = r.devices.first() {
+            self.device = first.clone();
+            self.about = r.devices.clone();
+        }
+        let names: Vec<&str> = r
+            .devices
+            .iter()
+            .map(|d| d.split_once('/').map_or(d.as_str(), |(_, n)| n))
+            .collect();
+        let from = if names.is_empty() {
+            r.request.client.clone()
+        } else {
+            names.join(", ")
+        };
+        self.who = format!("{from} ⇐ COS");
+        let q = &r.request;
+        let mut s = self.entry.topic.clone();
+        if let Some(range) = &q.range {
+            s.push_str(&format!(" {range}"));
+        }
+        s.push_str(&format!(
+            " → {}, {} B, {}",
+            q.status,
+            q.bytes_sent,
+            q.end.replace('_', " ")
+        ));
+        if let Some(f) = &q.fault {
+            let kind = f
+                .pointer("/verdict/kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or("?");
+            s.push_str(&format!(
+                "  (COS fault #{}: {})",
+                f["id"],
+                kind.replace('_', " ")
+            ));
+        }
+        self.summary = s;
     }
 
     fn summarize(&mut self, topic: Option<&Topic>) {

@@ -9,6 +9,7 @@ use hyper::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use std::io::Write as _;
 use tokio::net::TcpStream;
 
 /// Where the control API is: `HOST:PORT`.
@@ -119,6 +120,8 @@ impl Api {
             "GET {path}: {}",
             response.status()
         );
+        // The hub has subscribed this stream: from here on nothing is missed.
+        let _ = writeln!(std::io::stderr(), "watching http://{}{path}", self.addr);
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.with_context(|| format!("reading {path}"))?;

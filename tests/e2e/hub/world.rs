@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::Path;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/python/fleet.toml");
 const GATEWAY_SECRET: &str = "1RRdhkwmZ45wYXjuPfygeA==";
@@ -287,8 +287,42 @@ async fn moving_the_hub_clock_expires_signed_urls_and_deleted_firmware_is_404() 
         d["online"] == true
     })
     .await;
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_otasim"))
+        .args(["ctl", "--api", &hub.api.to_string(), "--json", "watch"])
+        .args(["--device", "E69UADXUYY/light1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("otasim ctl watch starts");
+    let mut watched = BufReader::new(watch.stdout.take().expect("piped")).lines();
+    let mut said = BufReader::new(watch.stderr.take().expect("piped")).lines();
+    let first = within("ctl watch to subscribe", said.next_line()).await;
+    assert!(
+        first
+            .expect("read")
+            .is_some_and(|l| l.starts_with("watching ")),
+        "ctl watch says when it is subscribed"
+    );
     ctl(&hub, &["push", "E69UADXUYY", "2.0", "--devices", "light1"]).await;
     assert_eq!(final_update(&hub).await.0, "succeeded");
+    let (mut saw_update, mut saw_http) = (false, false);
+    within("ctl watch to show the update and its COS request", async {
+        while !(saw_update && saw_http) {
+            let line = watched
+                .next_line()
+                .await
+                .expect("read")
+                .expect("watch still running");
+            let entry: Value = serde_json::from_str(&line).expect("JSON lines");
+            saw_http |= entry["direction"] == "http";
+            saw_update |= entry["payload"]
+                .as_str()
+                .is_some_and(|p| p.contains("update_firmware"));
+        }
+    })
+    .await;
+    drop(watch);
     let (_, out) = get(hub.api, "/api/transcript?device=E69UADXUYY/light1").await;
     let url = out
         .as_array()
@@ -347,8 +381,46 @@ async fn moving_the_hub_clock_expires_signed_urls_and_deleted_firmware_is_404() 
         .collect();
     assert_eq!(&statuses[statuses.len() - 4..], &[200, 403, 200, 404]);
     let status = ctl(&hub, &["status"]).await;
-    assert!(status.contains("hub \"ok\""), "{status}");
+    assert!(status.contains("hub ok"), "{status}");
     assert!(status.contains("E69UADXUYY/light1"), "{status}");
+    // Bad input through the hub's COS routes: clear errors naming the field, nothing armed.
+    let (code, refused) = super::post(
+        hub.api,
+        "/api/cos/faults",
+        &json!({"verdict": {"kind": "nope"}, "fires": "once"}),
+    )
+    .await;
+    assert_eq!(
+        (code, &refused["field"]),
+        (400, &json!("rule")),
+        "{refused}"
+    );
+    let (code, _) = super::http(
+        hub.api,
+        "DELETE",
+        "/api/cos/faults/99",
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, refused) = get(hub.api, "/api/cos/journal?since=-1").await;
+    assert_eq!(
+        (code, &refused["field"]),
+        (400, &json!("since")),
+        "{refused}"
+    );
+    let (code, _) = super::http(
+        hub.api,
+        "DELETE",
+        "/api/firmware/E69UADXUYY/2.0",
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(code, 404, "already deleted");
+    let (_, rules) = get(hub.api, "/api/cos/faults").await;
+    assert_eq!(rules, json!([]));
     let (code, health) = get(hub.api, "/api/health").await;
     assert_eq!((code, &health["status"]), (200, &json!("ok")));
     gw.shutdown().await;
