@@ -25,7 +25,8 @@ impl HubClock {
 
     /// Time since the hub started, as task timers count it.
     pub(crate) fn elapsed(&self) -> Duration {
-        self.started.elapsed() + Duration::from_millis(self.advanced_ms.load(Ordering::SeqCst))
+        let advanced = Duration::from_millis(self.advanced_ms.load(Ordering::SeqCst));
+        self.started.elapsed().saturating_add(advanced)
     }
 
     /// The hub's wall clock in Unix milliseconds.
@@ -46,9 +47,18 @@ impl HubClock {
     /// much time had passed.
     pub(crate) fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
-        self.advanced_ms.fetch_add(ms, Ordering::SeqCst);
-        self.wall_offset_ms
-            .fetch_add(i64::try_from(ms).unwrap_or(i64::MAX), Ordering::SeqCst);
+        // Saturating, never wrapping: a clock moved too far stays at the end of time.
+        let _ = self
+            .advanced_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| {
+                Some(a.saturating_add(ms))
+            });
+        let by_ms = i64::try_from(ms).unwrap_or(i64::MAX);
+        let _ = self
+            .wall_offset_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |o| {
+                Some(o.saturating_add(by_ms))
+            });
     }
 
     /// Sets the wall clock's offset from real time (the monotonic clock is unaffected).

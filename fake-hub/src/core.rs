@@ -33,7 +33,7 @@ pub(crate) struct TaskRecord {
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) registry: Registry,
-    pub(crate) transcript: Vec<TranscriptEntry>,
+    pub(crate) transcript: crate::transcript::Ring,
     pub(crate) tasks: BTreeMap<u64, TaskRecord>,
     /// The current (latest) update of each device.
     pub(crate) updates: BTreeMap<DeviceId, DeviceUpdate>,
@@ -47,6 +47,8 @@ pub(crate) struct State {
     pub(crate) connack_holds: BTreeMap<String, Hold>,
     /// SUBACK holds decided at SUBSCRIBE, by client id and filter.
     pub(crate) suback_holds: BTreeMap<(String, String), Hold>,
+    /// Custom topics each product declares, with their permission.
+    pub(crate) custom_topics: crate::acl::CustomTopics,
 }
 
 pub(crate) struct HubCore {
@@ -64,6 +66,8 @@ pub(crate) struct HubCore {
     /// Wakes the task scheduler when timers may have changed.
     pub(crate) wake: Notify,
     pub(crate) ca: Option<HubCa>,
+    /// The latest firmware URL signed for each device, to name the device of a COS request.
+    pub(crate) issued: crate::http::Issued,
 }
 
 impl HubCore {
@@ -86,6 +90,7 @@ impl HubCore {
             release: watch::channel(0).0,
             wake: Notify::new(),
             ca,
+            issued: crate::http::Issued::default(),
         }
     }
 
@@ -95,9 +100,12 @@ impl HubCore {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .expect("hub state lock: no code panics while holding it")
+        // No code panics while holding it; should one ever, the hub keeps serving (a poisoned
+        // lock made every later call fail, and every CONNECT get code 3) and says so.
+        self.state.lock().unwrap_or_else(|poisoned| {
+            warn!("hub state lock poisoned by a panic: serving on");
+            poisoned.into_inner()
+        })
     }
 
     pub(crate) fn store(&self) -> &dyn FirmwareStore {
@@ -137,16 +145,25 @@ impl HubCore {
         topic: &str,
         payload: String,
     ) {
-        let entry = TranscriptEntry {
-            seq: state.transcript.len() as u64,
-            at: self.elapsed(),
-            direction,
-            client_id: client_id.to_owned(),
-            topic: topic.to_owned(),
-            payload,
+        use crate::transcript::{
+            MAX_CLIENT_ID_BYTES, MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES, truncated,
         };
+        // Whatever a peer sends is kept at a bounded size: 5,000 CONNECTs with 16 KB client
+        // ids must not cost 80 MB.
+        let at = self.elapsed();
+        let entry = state.transcript.push(|seq| TranscriptEntry {
+            seq,
+            at,
+            direction,
+            client_id: truncated(client_id, MAX_CLIENT_ID_BYTES),
+            topic: truncated(topic, MAX_TOPIC_BYTES),
+            payload: if payload.len() > MAX_PAYLOAD_BYTES {
+                truncated(&payload, MAX_PAYLOAD_BYTES)
+            } else {
+                payload
+            },
+        });
         let _ = self.live.send(entry.clone());
-        state.transcript.push(entry);
         // Waiters on the transcript re-check; the watch never takes the state lock.
         self.bump();
     }
@@ -158,13 +175,42 @@ impl HubCore {
 
     /// Publishes to a device's topic and records it.
     pub(crate) fn send(&self, state: &mut State, topic: &Topic, payload: Vec<u8>, qos: u8) {
-        let client_id = topic.device().client_id();
-        let topic_text = topic.to_string();
-        crate::strict::check_publish(self, state, &client_id, &topic_text, payload.len());
+        self.send_to(state, topic.device(), &topic.to_string(), payload, qos);
+    }
+
+    /// Publishes on any topic of `device`'s space and records it.
+    pub(crate) fn send_to(
+        &self,
+        state: &mut State,
+        device: &DeviceId,
+        topic_text: &str,
+        payload: Vec<u8>,
+        qos: u8,
+    ) {
+        let client_id = device.client_id();
+        crate::strict::check_publish(self, state, &client_id, topic_text, payload.len());
         let text = String::from_utf8_lossy(&payload).into_owned();
-        self.record(state, Direction::Out, &client_id, &topic_text, text);
+        self.record(state, Direction::Out, &client_id, topic_text, text);
         match self.broker.get() {
-            Some(b) => b.publish(&topic_text, payload, qos),
+            Some(b) => b.publish(topic_text, payload, qos),
+            None => warn!("hub publish before the broker is attached"),
+        }
+    }
+
+    /// Publishes to any topic (the Cloud API's PublishMessage), recorded under `client_id`.
+    pub(crate) fn send_text(
+        &self,
+        state: &mut State,
+        client_id: &str,
+        topic: &str,
+        payload: Vec<u8>,
+        qos: u8,
+    ) {
+        crate::strict::check_publish(self, state, client_id, topic, payload.len());
+        let text = String::from_utf8_lossy(&payload).into_owned();
+        self.record(state, Direction::Out, client_id, topic, text);
+        match self.broker.get() {
+            Some(b) => b.publish(topic, payload, qos),
             None => warn!("hub publish before the broker is attached"),
         }
     }

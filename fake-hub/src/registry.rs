@@ -57,6 +57,12 @@ impl Registry {
         self.devices.insert(record.id.clone(), record);
     }
 
+    /// Removes a device (the Cloud API's DeleteDevice); answers its record.
+    pub(crate) fn remove(&mut self, id: &DeviceId) -> Option<DeviceRecord> {
+        self.by_client_id.remove(&id.client_id());
+        self.devices.remove(id)
+    }
+
     pub(crate) fn get(&self, id: &DeviceId) -> Option<&DeviceRecord> {
         self.devices.get(id)
     }
@@ -102,6 +108,15 @@ impl Registry {
     pub(crate) fn put_firmware(&mut self, info: FirmwareInfo) {
         self.firmware
             .insert((info.product_id.clone(), info.version.clone()), info);
+    }
+
+    pub(crate) fn remove_firmware(
+        &mut self,
+        product_id: &str,
+        version: &str,
+    ) -> Option<FirmwareInfo> {
+        self.firmware
+            .remove(&(product_id.to_owned(), version.to_owned()))
     }
 
     pub(crate) fn firmware(&self, product_id: &str, version: &str) -> Option<&FirmwareInfo> {

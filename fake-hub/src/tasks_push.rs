@@ -89,12 +89,8 @@ pub(crate) fn push_locked(
             version: push.version,
         });
     }
-    if options.rate_limit.is_some_and(|r| r.devices == 0) {
-        return Err(HubError::Invalid {
-            field: "options.rate_limit.devices",
-            reason: "must be at least 1".into(),
-        });
-    }
+    // Options built in Rust or carried by a fault rule skipped the parse-time checks.
+    options.validate()?;
     let chosen = targets(state, &push)?;
     if chosen.is_empty() {
         return Err(HubError::NoTargets);
@@ -119,7 +115,7 @@ pub(crate) fn push_locked(
                 tasks::Effect::None
             });
         }
-        let start_at = at + options.start_offset(started);
+        let start_at = at.saturating_add(options.start_offset(started));
         started += 1;
         let update = DeviceUpdate::new(
             task_id,
@@ -183,6 +179,10 @@ pub(crate) fn status(core: &HubCore, task_id: u64) -> Option<TaskStatus> {
         .filter(|u| u.task_id == task_id)
         .collect();
     let (summary, failures) = tasks::summarize(devices.iter().copied());
+    let warnings = devices
+        .iter()
+        .filter_map(|d| Some((d.device.to_string(), d.warning.clone()?)))
+        .collect();
     Some(TaskStatus {
         id: task_id,
         request: task.request,
@@ -194,6 +194,7 @@ pub(crate) fn status(core: &HubCore, task_id: u64) -> Option<TaskStatus> {
         skipped: task.skipped,
         summary,
         failures,
+        warnings,
         cancelled: task.cancelled,
     })
 }

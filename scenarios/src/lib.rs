@@ -27,29 +27,48 @@
 //! `catalog/`, run by `otasim run scenarios/catalog`.
 
 mod burner;
+mod cos_store;
 mod expect;
+mod failure;
 mod files;
+mod happened;
 mod import;
 mod judge;
 mod plan;
+mod profile;
+mod qualify;
 mod report;
 mod run;
 mod steps;
 mod timeline;
 mod world;
 
-pub use expect::describe_report;
-pub use fake_hub::TranscriptEntry;
-pub use files::discover;
-pub use import::{ImportError, Imported, import_log};
-pub use plan::{
-    Bounds, BurnerPlan, Condition, Expectations, FirmwarePlan, GatewayPlan, GatewayRun, Plan,
-    PlanError, Step, SubdevicePlan,
+pub use cos_store::{CosStore, HubCos};
+pub use expect::{
+    DeviceOutcome, MsgPattern, PatternError, PercentRange, ReportItem, ReportPattern,
+    ResultPattern, describe_report,
 };
-pub use report::{JsonReport, html_timeline, junit_xml};
-pub use run::{DeviceRow, RunReport, reports_for, run, run_all, run_keeping_world, run_seeded};
-pub use timeline::describe_entry;
-pub use world::{CosStore, Note, World, WorldError};
+pub use failure::{CosMismatch, Failure, StepError};
+pub use fake_hub::TranscriptEntry;
+pub use files::{DiscoverError, discover};
+pub use happened::{DeviceRow, Happened, reports_for};
+pub use import::{ImportError, Imported, import_log};
+pub use judge::Record;
+pub use plan::{
+    Bounds, BurnerPlan, Condition, CosRequestExpect, Expectations, FirmwarePlan, GatewayPlan,
+    GatewayRun, Plan, PlanError, QuietOn, Step, SubdevicePlan,
+};
+pub use profile::{Concurrency, FailCodes, GatewayProfile, ProfileError, Resume};
+pub use qualify::{GatewayUnderTest, Qualification, Qualified, Verdict};
+pub use report::{
+    IndexEntry, JsonReport, html_index, html_timeline, junit_qualification, junit_xml, page_name,
+};
+pub use run::{
+    RunOptions, RunReport, for_external, is_external, run, run_all, run_keeping_world, run_seeded,
+    run_with,
+};
+pub use timeline::{describe_cos, describe_entry};
+pub use world::{Note, Ports, World, WorldError};
 
 /// The seed demo scenario, built into the binary.
 pub const SEED_DEMO: &str = include_str!("../catalog/seed-demo.toml");

@@ -2,16 +2,21 @@
 //! validated (`plan/validate.rs`) into a [`Plan`] that the runner executes. Errors name the
 //! file, the line and the field.
 
+mod expectations;
 mod locate;
 mod raw;
+mod step;
 mod validate;
 mod validate_expect;
+mod validate_step;
+
+pub use expectations::{Bounds, CosRequestExpect, Expectations};
+pub use step::{Condition, QuietOn, Step};
 
 use fake_cos::FaultRule;
 use gateway::download::{DownloadConfig, RetryPolicy, Timeouts};
 use otasim_protocol::DeviceId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,6 +136,10 @@ pub struct GatewayPlan {
     pub run: GatewayRun,
     /// Images larger than this are refused.
     pub max_image_bytes: u64,
+    /// Updates it runs at once (the built-in gateway's default if unset).
+    pub max_concurrent: Option<std::num::NonZeroUsize>,
+    /// Most bytes its images directory may hold (no quota if unset).
+    pub quota_bytes: Option<u64>,
 }
 
 /// A subdevice of the fleet.
@@ -204,171 +213,6 @@ impl FirmwarePlan {
     }
 }
 
-/// A milestone a `wait_until` step waits for.
-#[derive(Debug, Clone)]
-pub enum Condition {
-    /// Fake COS sent at least this many firmware bytes, in 2xx bodies (of one object, or in all).
-    CosBytes {
-        /// The object, or every object.
-        object: Option<String>,
-        /// Bytes.
-        at_least: u64,
-    },
-    /// Fake COS answered at least this many requests (for one object, or in all).
-    CosRequests {
-        /// The object, or every object.
-        object: Option<String>,
-        /// Requests.
-        at_least: u64,
-    },
-    /// The hub received `count` reports of `state` from `device` (with at least this percent).
-    Report {
-        /// The subdevice.
-        device: DeviceId,
-        /// `downloading`, `burning`, `done`, `fail`, or `version` for `report_version`.
-        state: String,
-        /// For `downloading`: the lowest percent that counts.
-        percent_at_least: Option<u8>,
-        /// How many such reports.
-        count: usize,
-    },
-    /// The hub shows `device`'s update in `state` (`pushed`, `downloading`, ..., `failed`).
-    HubState {
-        /// The subdevice.
-        device: DeviceId,
-        /// The state label.
-        state: String,
-    },
-    /// The gateway connected at least this many times.
-    Connects {
-        /// The gateway.
-        gateway: DeviceId,
-        /// Connections.
-        at_least: u64,
-    },
-    /// The hub sees the gateway offline (after a kill, once the broker noticed).
-    Offline {
-        /// The gateway.
-        gateway: DeviceId,
-    },
-}
-
-/// One step of a scenario.
-#[derive(Debug, Clone)]
-pub enum Step {
-    /// Wait until every bound subdevice has reported a version.
-    WaitOnline {
-        /// How long at most.
-        timeout: Duration,
-    },
-    /// A console push.
-    Push(fake_hub::PushRequest),
-    /// Wait until every task is finished.
-    WaitTasks {
-        /// How long at most.
-        timeout: Duration,
-    },
-    /// Wait for a milestone.
-    WaitUntil {
-        /// The milestone.
-        condition: Condition,
-        /// How long at most.
-        timeout: Duration,
-    },
-    /// Cut a gateway's power: it stops where it is.
-    KillGateway(DeviceId),
-    /// Start (or reboot, on the same disk) a gateway.
-    StartGateway(DeviceId),
-    /// The broker drops a gateway's connection.
-    Kick(DeviceId),
-    /// Install a COS fault from now on.
-    AddCosFault(FaultRule),
-    /// Move fake COS's clock forward (signed URLs expire).
-    AdvanceCosClock(Duration),
-    /// A console push with task options (timeout, retries, rate limit, override).
-    PushTask(fake_hub::TaskRequest),
-    /// Install a hub fault from now on.
-    AddHubFault(fake_hub::HubFaultRule),
-    /// The console cancels a task (ids count from 1 in push order).
-    CancelTask(u64),
-    /// Move the hub's clock forward (task timeouts and retries fire).
-    AdvanceHubClock(Duration),
-}
-
-impl Step {
-    /// The step's action name, as written in the file.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Step::WaitOnline { .. } => "wait_online",
-            Step::Push(_) => "push",
-            Step::WaitTasks { .. } => "wait_tasks",
-            Step::WaitUntil { .. } => "wait_until",
-            Step::KillGateway(_) => "kill_gateway",
-            Step::StartGateway(_) => "start_gateway",
-            Step::Kick(_) => "kick",
-            Step::AddCosFault(_) => "add_cos_fault",
-            Step::AdvanceCosClock(_) => "advance_cos_clock",
-            Step::PushTask(_) => "push",
-            Step::AddHubFault(_) => "add_hub_fault",
-            Step::CancelTask(_) => "cancel_task",
-            Step::AdvanceHubClock(_) => "advance_hub_clock",
-        }
-    }
-}
-
-/// Inclusive bounds on a count.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Bounds {
-    /// At least.
-    pub min: Option<u64>,
-    /// At most.
-    pub max: Option<u64>,
-}
-
-impl Bounds {
-    /// Whether `n` is inside.
-    pub fn holds(&self, n: u64) -> bool {
-        self.min.is_none_or(|m| n >= m) && self.max.is_none_or(|m| n <= m)
-    }
-}
-
-impl std::fmt::Display for Bounds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.min, self.max) {
-            (Some(a), Some(b)) if a == b => write!(f, "exactly {a}"),
-            (Some(a), Some(b)) => write!(f, "{a}..={b}"),
-            (Some(a), None) => write!(f, ">= {a}"),
-            (None, Some(b)) => write!(f, "<= {b}"),
-            (None, None) => f.write_str("anything"),
-        }
-    }
-}
-
-/// What must hold at the end.
-#[derive(Debug, Clone, Default)]
-pub struct Expectations {
-    /// Final versions on the hub.
-    pub versions: BTreeMap<DeviceId, String>,
-    /// Report sequences (`downloading 0`, `downloading*`, `burning`, `done`, `fail -4`) per device.
-    pub reports: BTreeMap<DeviceId, Vec<String>>,
-    /// The result the hub answered `online` with.
-    pub online_results: BTreeMap<DeviceId, i64>,
-    /// Devices that must receive no `update_firmware`.
-    pub untouched: Vec<DeviceId>,
-    /// The final result per device: `succeeded`, `failed -4`, `untouched`, `burning`, ...
-    pub results: BTreeMap<DeviceId, String>,
-    /// Body bytes the gateway fetched for the download each device's command started.
-    pub bytes_downloaded: BTreeMap<DeviceId, Bounds>,
-    /// Firmware bytes fake COS sent in all (bodies of 2xx answers).
-    pub cos_bytes_sent: Option<Bounds>,
-    /// GET requests fake COS answered.
-    pub cos_requests: Option<Bounds>,
-    /// Each task's summary (`{succeeded = 3}`), oldest first.
-    pub tasks: Option<Vec<BTreeMap<String, usize>>>,
-    /// No report or command for any device not listed in `reports`, no refused publish.
-    pub nothing_else: bool,
-}
-
 /// A validated scenario.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -400,6 +244,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// What must hold at the end.
     pub expect: Expectations,
+    /// Set when the scenario depends on the built-in gateway's internals (its simulated burner,
+    /// its configuration): why. Qualifying an external gateway skips it with this reason.
+    pub builtin_only: Option<String>,
 }
 
 /// The parser's message, plus the line of an unknown field's key: the parser points at the

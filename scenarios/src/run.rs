@@ -1,37 +1,20 @@
 //! Running a plan in a fresh world, alone or many side by side, and reporting the outcome.
 
-use crate::judge::{Judgement, judge, rows};
-use crate::plan::Plan;
+use crate::failure::Failure;
+use crate::happened::DeviceRow;
+use crate::judge::{Judge, Judgement};
+use crate::plan::{GatewayRun, Plan, Step};
+use crate::profile::{Concurrency, GatewayProfile};
 use crate::steps::run_step;
-use crate::world::{Note, World, WorldError};
+use crate::world::{Note, Ports, World, WorldError};
 use fake_cos::JournalEntry;
-use fake_hub::{Direction, TranscriptEntry};
-use otasim_protocol::{DeviceId, DeviceOtaMessage, ProgressReport, Topic};
+use fake_hub::TranscriptEntry;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::{Semaphore, mpsc};
-
-/// One row of the final table: what happened to a subdevice.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeviceRow {
-    /// The subdevice.
-    pub device: String,
-    /// Its version before the scenario.
-    pub version_before: String,
-    /// The last version it reported to the hub.
-    pub version_after: Option<String>,
-    /// `succeeded`, `failed -4 (md5 mismatch: ...)`, `untouched`, ...
-    pub result: String,
-    /// Body bytes the gateway fetched over HTTP for this device's command (0 when the image was
-    /// shared with another subdevice).
-    pub bytes_downloaded: u64,
-    /// From the first `update_firmware` to the final state, in hub time.
-    pub update_ms: Option<u64>,
-    /// The reports the hub received, as patterns spell them.
-    pub reports: Vec<String>,
-}
 
 /// The outcome of one scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -47,9 +30,16 @@ pub struct RunReport {
     /// Whether every step and expectation held.
     pub passed: bool,
     /// What did not hold, first divergence first.
-    pub failures: Vec<String>,
-    /// The transcript around the first divergence (`>>` marks it).
+    pub failures: Vec<Failure>,
+    /// The records around the first divergence (`>>` marks it): COS requests for a COS
+    /// expectation, the device's messages for a device expectation.
     pub context: Vec<String>,
+    /// The 1-based step that failed, if one did.
+    pub failed_step: Option<usize>,
+    /// Where a gateway profile or an external gateway changed what was judged.
+    pub adjustments: Vec<String>,
+    /// The record of the first divergence (a transcript entry or a COS request).
+    pub diverged_at: Option<crate::judge::Record>,
     /// Per subdevice, in fleet order.
     pub devices: Vec<DeviceRow>,
     /// Every MQTT message and connection event the hub saw.
@@ -62,6 +52,13 @@ pub struct RunReport {
     pub tasks: Vec<fake_hub::TaskStatus>,
     /// Wall time of the run, for the record (never asserted).
     pub elapsed_ms: u64,
+}
+
+impl RunReport {
+    /// Each failure as a line of text, first divergence first.
+    pub fn failure_lines(&self) -> Vec<String> {
+        self.failures.iter().map(|f| f.to_string()).collect()
+    }
 }
 
 /// Runs `plan` in a fresh world under its own seed. `timeline`, if given, receives transcript
@@ -91,54 +88,157 @@ pub async fn run_keeping_world(
     seed: u64,
     timeline: Option<mpsc::UnboundedSender<TranscriptEntry>>,
 ) -> Result<(RunReport, World), WorldError> {
+    let options = RunOptions {
+        seed: Some(seed),
+        timeline,
+        ..RunOptions::default()
+    };
+    run_keeping_world_with(plan, options).await
+}
+
+/// How a run is set up beyond its plan.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// Overrides the plan's seed.
+    pub seed: Option<u64>,
+    /// Where the world listens.
+    pub ports: Ports,
+    /// The gateway's accepted behaviours (the catalog's expectations as written by default).
+    pub profile: GatewayProfile,
+    /// Receives transcript entries live.
+    pub timeline: Option<mpsc::UnboundedSender<TranscriptEntry>>,
+}
+
+/// Runs `plan` as `options` say, then shuts the world down.
+pub async fn run_with(plan: &Plan, options: RunOptions) -> Result<RunReport, WorldError> {
+    let (report, world) = run_keeping_world_with(plan, options).await?;
+    world.shutdown().await;
+    Ok(report)
+}
+
+/// Whether any gateway of the plan is an external program.
+pub fn is_external(plan: &Plan) -> bool {
+    plan.gateways
+        .iter()
+        .any(|g| matches!(g.run, GatewayRun::Command { .. }))
+}
+
+async fn run_keeping_world_with(
+    plan: &Plan,
+    options: RunOptions,
+) -> Result<(RunReport, World), WorldError> {
     let started = Instant::now();
-    let mut seeded = plan.clone();
-    seeded.seed = seed;
+    let external = is_external(plan);
+    let mut seeded = if external {
+        for_external(plan, &options.profile)
+    } else {
+        plan.clone()
+    };
+    seeded.seed = options.seed.unwrap_or(plan.seed);
     let plan = &seeded;
-    let mut world = World::build(plan).await?;
-    let forwarder = timeline.map(|tx| Forwarder::start(&world, tx));
+    let mut world = World::build_on(plan, options.ports).await?;
+    let forwarder = options.timeline.map(|tx| Forwarder::start(&world, tx));
     world.start_gateways()?;
     let mut step_failure = None;
     for (i, step) in plan.steps.iter().enumerate() {
-        if let Err(why) = run_step(&mut world, plan, step).await {
+        if let Err(error) = run_step(&mut world, plan, step).await {
             let at = world.hub.transcript().len() as u64;
-            step_failure = Some((at, format!("step {} ({}): {why}", i + 1, step.name())));
+            let failure = Failure::Step {
+                index: i + 1,
+                action: step.name(),
+                error,
+            };
+            step_failure = Some((at, failure));
             break;
         }
     }
-    let transcript = world.hub.transcript();
+    let failed_step = step_failure.as_ref().map(|(_, f)| match f {
+        Failure::Step { index, .. } => *index,
+        _ => 0,
+    });
+    let happened = world.snapshot(plan);
     if let Some(f) = forwarder {
-        f.finish(&transcript).await;
+        f.finish(&happened.transcript).await;
     }
-    let events = world.gateway_events();
-    let devices = rows(plan, &world, &transcript, &events);
-    let cos_journal = world.cos.journal();
-    let tasks = world.hub.tasks();
-    let summaries: Vec<_> = tasks.iter().map(|t| t.summary.clone()).collect();
-    let Judgement { failures, context } = judge(
+    let devices = happened.rows(plan);
+    let Judgement {
+        failures,
+        context,
+        adjustments,
+        diverged_at,
+    } = Judge {
         plan,
-        &devices,
-        &transcript,
-        &cos_journal,
-        &summaries,
-        step_failure,
-    );
+        profile: &options.profile,
+        happened: &happened,
+        rows: &devices,
+        external,
+    }
+    .judge(step_failure);
     let report = RunReport {
         name: plan.name.clone(),
         path: plan.path.display().to_string(),
         description: plan.description.clone(),
-        seed,
+        seed: plan.seed,
         passed: failures.is_empty(),
         failures,
         context,
+        failed_step,
+        adjustments,
+        diverged_at,
         devices,
-        transcript,
-        cos_journal,
+        transcript: happened.transcript,
+        cos_journal: happened.journal,
         notes: world.notes(),
-        tasks,
+        tasks: happened.tasks,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
     Ok((report, world))
+}
+
+/// The longest a stretched wait may become: a gateway that never gets there fails in time.
+const MAX_SCALED: Duration = Duration::from_secs(40);
+/// The most the hub's side is stretched for an external gateway.
+const MAX_STRETCH: f64 = 10.0;
+
+/// The plan as an external gateway needs it. Its timers cannot be scaled, so `time_scale`
+/// reaches it through the hub's side instead: task timeouts, retry intervals, start delays,
+/// rate-limit periods, fault windows, quiet spells and step deadlines are divided by the
+/// scale, keeping the ratios the scenario was written with. A serial gateway's deadlines are
+/// also multiplied by its number of subdevices.
+pub fn for_external(plan: &Plan, profile: &GatewayProfile) -> Plan {
+    let mut p = plan.clone();
+    let slow = if plan.time_scale < 1.0 {
+        (1.0 / plan.time_scale).min(MAX_STRETCH)
+    } else {
+        1.0
+    };
+    let serial = match profile.subdevices {
+        Concurrency::Serial => plan.subdevices.len().max(1) as f64,
+        Concurrency::Concurrent => 1.0,
+    };
+    let hub = |d: Duration| d.mul_f64(slow).min(MAX_SCALED);
+    let wait = |d: Duration| d.mul_f64(slow * serial).min(MAX_SCALED.max(d));
+    for step in &mut p.steps {
+        match step {
+            Step::WaitOnline { timeout } | Step::WaitTasks { timeout } => *timeout = wait(*timeout),
+            Step::WaitUntil { timeout, .. } => *timeout = wait(*timeout),
+            Step::Quiet { duration, .. } => *duration = hub(*duration),
+            Step::AddCosFault {
+                window: Some(w), ..
+            } => *w = hub(*w),
+            Step::PushTask(t) => {
+                let o = &mut t.options;
+                o.timeout = o.timeout.map(wait);
+                o.retry_interval = hub(o.retry_interval);
+                o.start_delay = hub(o.start_delay);
+                if let Some(r) = &mut o.rate_limit {
+                    r.per = hub(r.per);
+                }
+            }
+            _ => {}
+        }
+    }
+    p
 }
 
 /// Runs every plan, at most `jobs` at once, each in its own world; `seed` overrides each
@@ -212,28 +312,4 @@ impl Forwarder {
             let _ = self.tx.send(entry.clone());
         }
     }
-}
-
-/// The progress reports the hub received about `device`, in order.
-pub fn reports_for(transcript: &[TranscriptEntry], device: &DeviceId) -> Vec<ProgressReport> {
-    report_entries(transcript, device)
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect()
-}
-
-/// The progress reports about `device` with the transcript position of each.
-pub(crate) fn report_entries(
-    transcript: &[TranscriptEntry],
-    device: &DeviceId,
-) -> Vec<(u64, ProgressReport)> {
-    let topic = Topic::OtaReport(device.clone()).to_string();
-    transcript
-        .iter()
-        .filter(|e| e.direction == Direction::In && e.topic == topic)
-        .filter_map(|e| match DeviceOtaMessage::parse(e.payload.as_bytes()) {
-            Ok(DeviceOtaMessage::ReportProgress(r)) => Some((e.seq, r)),
-            _ => None,
-        })
-        .collect()
 }

@@ -1,16 +1,19 @@
-//! Running one step against a world: console actions, faults, power cuts and waits on
-//! milestones (never on timers).
+//! Running one step against a world: console actions, faults, power cuts, quiet spells and
+//! waits on milestones (never on timers).
 
-use crate::plan::{Condition, Plan, Step};
-use crate::run::reports_for;
+use crate::failure::StepError;
+use crate::happened::{commands_to, cos_gets, reports_for, version_reports};
+use crate::plan::{Condition, Plan, QuietOn, Step};
 use crate::world::World;
 use fake_cos::JournalEntry;
 use fake_hub::Direction;
 use otasim_protocol::{DeviceId, ProgressState};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs a step; `Err` says why it could not complete.
-pub(crate) async fn run_step(world: &mut World, plan: &Plan, step: &Step) -> Result<(), String> {
+pub(crate) async fn run_step(world: &mut World, plan: &Plan, step: &Step) -> Result<(), StepError> {
+    let hub = |e: fake_hub::HubError| StepError::Hub(e.to_string());
+    let wld = |e: crate::world::WorldError| StepError::World(e.to_string());
     match step {
         Step::WaitOnline { timeout } => wait_online(world, plan, *timeout).await,
         Step::Push(request) => {
@@ -18,11 +21,7 @@ pub(crate) async fn run_step(world: &mut World, plan: &Plan, step: &Step) -> Res
                 "step",
                 format!("console pushes {} {}", request.product_id, request.version),
             );
-            world
-                .hub
-                .push(request.clone())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            world.hub.push(request.clone()).map(drop).map_err(hub)
         }
         Step::WaitTasks { timeout } => wait_tasks(world, *timeout).await,
         Step::WaitUntil { condition, timeout } => {
@@ -30,32 +29,65 @@ pub(crate) async fn run_step(world: &mut World, plan: &Plan, step: &Step) -> Res
                 world.note("step", format!("milestone: {}", describe(condition)));
                 Ok(())
             } else {
-                Err(format!(
-                    "after {}, still waiting for {}",
-                    fmt_dur(*timeout),
-                    describe(condition)
-                ))
+                Err(StepError::TimedOut {
+                    waited: *timeout,
+                    waiting_for: describe(condition),
+                })
             }
         }
         Step::KillGateway(id) => {
             world.kill_gateway(id).await;
             Ok(())
         }
-        Step::StartGateway(id) => world.start_gateway(id).map_err(|e| e.to_string()),
+        Step::StartGateway(id) => world.start_gateway(id).map_err(wld),
         Step::Kick(id) => {
             world.kick(id);
             Ok(())
         }
+        Step::Quiet { duration, on } => quiet(world, *duration, on).await,
+        Step::ReplaceFirmware(f) => {
+            world.note(
+                "step",
+                format!("console replaces {} {}", f.product_id, f.version),
+            );
+            world
+                .hub
+                .upload_firmware(&f.product_id, &f.version, f.bytes_with(plan.seed))
+                .map(drop)
+                .map_err(hub)
+        }
+        Step::Unbind { gateway, subdevice } => {
+            world.note("step", format!("console unbinds {subdevice}"));
+            world
+                .hub
+                .change_binding(gateway, subdevice, false)
+                .map_err(hub)
+        }
+        Step::ConfigureGateway {
+            gateway,
+            max_concurrent,
+            quota_bytes,
+        } => world
+            .configure_gateway(gateway, *max_concurrent, *quota_bytes)
+            .map_err(wld),
+        Step::FillDisk { gateway, bytes } => world.fill_disk(gateway, *bytes).map_err(wld),
         _ => run_fault_step(world, step),
     }
 }
 
 /// Faults, clocks and console task actions.
-fn run_fault_step(world: &mut World, step: &Step) -> Result<(), String> {
+fn run_fault_step(world: &mut World, step: &Step) -> Result<(), StepError> {
+    let hub = |e: fake_hub::HubError| StepError::Hub(e.to_string());
     match step {
-        Step::AddCosFault(rule) => {
-            world.note("step", format!("cos fault installed: {:?}", rule.verdict));
-            world.add_cos_fault(rule.clone()).map_err(|e| e.to_string())
+        Step::AddCosFault { rule, window } => {
+            let until = window.map_or_else(String::new, |w| format!(" for {} ms", w.as_millis()));
+            world.note(
+                "step",
+                format!("cos fault installed{until}: {:?}", rule.verdict),
+            );
+            world
+                .add_cos_fault(rule.clone(), *window)
+                .map_err(|e| StepError::World(e.to_string()))
         }
         Step::PushTask(request) => {
             let p = &request.push;
@@ -66,23 +98,19 @@ fn run_fault_step(world: &mut World, step: &Step) -> Result<(), String> {
             world
                 .hub
                 .create_task(request.clone())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map(drop)
+                .map_err(hub)
         }
         Step::AddHubFault(rule) => {
             world.note("step", format!("hub fault installed: {:?}", rule.action));
-            world
-                .hub
-                .add_fault(rule.clone())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            world.hub.add_fault(rule.clone()).map(drop).map_err(hub)
         }
         Step::CancelTask(n) => {
             world.note("step", format!("console cancels task {n}"));
             let id = world.hub.tasks().get(*n as usize - 1).map(|t| t.id);
             match id {
                 Some(id) if world.hub.cancel_task(id) => Ok(()),
-                _ => Err(format!("task {n} is unknown to the hub")),
+                _ => Err(StepError::UnknownTask(*n)),
             }
         }
         Step::AdvanceHubClock(by) => {
@@ -95,11 +123,81 @@ fn run_fault_step(world: &mut World, step: &Step) -> Result<(), String> {
             world.note("step", format!("cos clock advanced {}s", by.as_secs()));
             Ok(())
         }
-        other => Err(format!("{} is not a fault step", other.name())),
+        other => Err(StepError::World(format!(
+            "{} is not a fault step",
+            other.name()
+        ))),
     }
 }
 
-async fn wait_online(world: &World, plan: &Plan, timeout: Duration) -> Result<(), String> {
+/// What a quiet spell watches, counted now.
+fn quiet_count(world: &World, on: &QuietOn) -> usize {
+    match on {
+        QuietOn::Cos => cos_gets(&world.cos.journal()).count(),
+        QuietOn::Reports(device) => {
+            let t = world.hub.transcript();
+            let about = |e: &&fake_hub::TranscriptEntry| {
+                e.direction == Direction::In
+                    && e.topic.starts_with("$ota/report/")
+                    && device
+                        .as_ref()
+                        .is_none_or(|d| e.topic.ends_with(&format!("/{}", d)))
+            };
+            t.iter().filter(about).count()
+        }
+        QuietOn::Commands(device) => {
+            let t = world.hub.transcript();
+            match device {
+                Some(d) => commands_to(&t, d),
+                None => t
+                    .iter()
+                    .filter(|e| e.message_type().as_deref() == Some("update_firmware"))
+                    .count(),
+            }
+        }
+    }
+}
+
+/// Waits `spell` and fails at the first thing of the kind that happens meanwhile.
+async fn quiet(world: &World, spell: Duration, on: &QuietOn) -> Result<(), StepError> {
+    let before = quiet_count(world, on);
+    let started = Instant::now();
+    let broke = match on {
+        QuietOn::Cos => world
+            .cos
+            .wait_journal(spell, |j| cos_gets(j).count() > before)
+            .await
+            .is_ok(),
+        _ => {
+            world
+                .hub
+                .wait_until(spell, |_| quiet_count(world, on) > before)
+                .await
+        }
+    };
+    if !broke {
+        world.note("step", format!("quiet for {} ms", spell.as_millis()));
+        return Ok(());
+    }
+    let what = match on {
+        QuietOn::Cos => "a COS request".to_owned(),
+        QuietOn::Reports(d) => format!(
+            "a report from {}",
+            d.as_ref().map_or("a device".into(), |d| d.to_string())
+        ),
+        QuietOn::Commands(d) => format!(
+            "an update_firmware to {}",
+            d.as_ref().map_or("a device".into(), |d| d.to_string())
+        ),
+    };
+    Err(StepError::NotQuiet {
+        what,
+        after: started.elapsed(),
+        spell,
+    })
+}
+
+async fn wait_online(world: &World, plan: &Plan, timeout: Duration) -> Result<(), StepError> {
     let bound: Vec<&DeviceId> = plan
         .subdevices
         .iter()
@@ -122,14 +220,13 @@ async fn wait_online(world: &World, plan: &Plan, timeout: Duration) -> Result<()
         .filter(|id| world.hub.device(id).is_none_or(|d| d.version.is_none()))
         .map(|id| id.to_string())
         .collect();
-    Err(format!(
-        "after {}, no version report from {}",
-        fmt_dur(timeout),
-        missing.join(", ")
-    ))
+    Err(StepError::TimedOut {
+        waited: timeout,
+        waiting_for: format!("a version report from {}", missing.join(", ")),
+    })
 }
 
-async fn wait_tasks(world: &World, timeout: Duration) -> Result<(), String> {
+async fn wait_tasks(world: &World, timeout: Duration) -> Result<(), StepError> {
     let ok = world
         .hub
         .wait_until(timeout, |hub| hub.tasks().iter().all(|t| t.is_finished()))
@@ -145,11 +242,13 @@ async fn wait_tasks(world: &World, timeout: Duration) -> Result<(), String> {
         .filter(|d| !d.state.is_final())
         .map(|d| format!("{} {}", d.device, d.state.label()))
         .collect();
-    Err(format!(
-        "after {}, still running: {}",
-        fmt_dur(timeout),
-        pending.join(", ")
-    ))
+    Err(StepError::TimedOut {
+        waited: timeout,
+        waiting_for: format!(
+            "every task to finish; still running: {}",
+            pending.join(", ")
+        ),
+    })
 }
 
 /// Waits until `condition` holds, re-checking on every hub or COS change.
@@ -171,9 +270,7 @@ async fn wait_for(world: &World, condition: &Condition, timeout: Duration) -> bo
 
 fn cos_holds(condition: &Condition, journal: &[JournalEntry]) -> bool {
     let of = |object: &Option<String>| -> Vec<&JournalEntry> {
-        journal
-            .iter()
-            .filter(|j| j.method == "GET")
+        cos_gets(journal)
             .filter(|j| object.is_none() || j.object.as_ref() == object.as_ref())
             .collect()
     };
@@ -231,16 +328,6 @@ fn hub_holds(world: &World, condition: &Condition) -> bool {
     }
 }
 
-/// How many `report_version` the hub received about `device`.
-fn version_reports(transcript: &[fake_hub::TranscriptEntry], device: &DeviceId) -> usize {
-    let topic = otasim_protocol::Topic::OtaReport(device.clone()).to_string();
-    transcript
-        .iter()
-        .filter(|e| e.direction == Direction::In && e.topic == topic)
-        .filter(|e| e.message_type().as_deref() == Some("report_version"))
-        .count()
-}
-
 fn state_name(s: ProgressState) -> &'static str {
     match s {
         ProgressState::Downloading => "downloading",
@@ -280,8 +367,4 @@ pub(crate) fn describe(c: &Condition) -> String {
         }
         Condition::Offline { gateway } => format!("hub sees {gateway} offline"),
     }
-}
-
-pub(crate) fn fmt_dur(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
 }

@@ -1,6 +1,6 @@
 //! One readable line per transcript entry, for the live timeline.
 
-use fake_hub::{Direction, TranscriptEntry};
+use fake_hub::{Direction, HttpRecord, TranscriptEntry};
 use otasim_protocol::{DeviceOtaMessage, GatewayReply, GatewayRequest, HubOtaMessage, Topic};
 
 /// Describes an entry as a person would say it: `light1 -> hub  downloading 0%`.
@@ -15,6 +15,7 @@ pub fn describe_entry(e: &TranscriptEntry) -> String {
         Direction::Out => format!("hub -> {who}"),
         Direction::Refused => format!("{who} -x hub (refused)"),
         Direction::Event => return format!("{:<22} {} {}", e.client_id, e.topic, e.payload),
+        Direction::Http => return describe_http(e),
     };
     format!(
         "{arrow:<22} {}",
@@ -78,4 +79,65 @@ fn summary(topic: Option<&Topic>, payload: &[u8]) -> String {
         },
         None => text(),
     }
+}
+
+/// A COS request: `light1 <- cos  GET /PID_1.0 bytes=100- -> 206 50 B cut (fault cut_after)`.
+fn describe_http(e: &TranscriptEntry) -> String {
+    let Ok(r) = serde_json::from_str::<HttpRecord>(&e.payload) else {
+        return format!("{:<22} {} {}", e.client_id, e.topic, e.payload);
+    };
+    let names: Vec<&str> = r
+        .devices
+        .iter()
+        .map(|d| d.split_once('/').map_or(d.as_str(), |(_, name)| name))
+        .collect();
+    let who = if names.is_empty() {
+        r.request.client.clone()
+    } else {
+        names.join(",")
+    };
+    let q = &r.request;
+    let mut line = format!("{:<22} {}", format!("{who} <- cos"), e.topic);
+    if let Some(range) = &q.range {
+        line.push_str(&format!(" {range}"));
+    }
+    line.push_str(&format!(" -> {} {} B {}", q.status, q.bytes_sent, q.end));
+    if let Some(kind) = q
+        .fault
+        .as_ref()
+        .and_then(|f| f.pointer("/verdict/kind"))
+        .and_then(|k| k.as_str())
+    {
+        line.push_str(&format!(" (fault {kind})"));
+    }
+    line
+}
+
+/// Describes a COS request as a person would say it:
+/// `GET E69_1.0 Range: bytes=0-99 -> 206, 100 B, cut (fault: cut)`.
+pub fn describe_cos(j: &fake_cos::JournalEntry) -> String {
+    let mut s = format!("{} {}", j.method, j.object.as_deref().unwrap_or(&j.path));
+    if let Some(r) = &j.range {
+        s.push_str(&format!(" Range: {r}"));
+    }
+    s.push_str(&format!(" -> {}, {} B", j.status, j.body_bytes_sent));
+    let end = serde_json::to_value(j.end)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    if end != "complete" {
+        s.push_str(&format!(", {end}"));
+    }
+    if let Some(f) = &j.fault {
+        let verdict = serde_json::to_value(f)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/verdict/do")
+                    .or_else(|| v.pointer("/verdict/kind"))
+                    .and_then(|k| k.as_str().map(str::to_owned))
+            })
+            .unwrap_or_else(|| "fault".into());
+        s.push_str(&format!(" (fault: {verdict})"));
+    }
+    s
 }

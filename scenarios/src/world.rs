@@ -1,11 +1,12 @@
 //! A world for one scenario: fake COS, fake hub and gateways, on loopback with their own ports
 //! and temp directories, so scenarios run side by side.
 
+use crate::CosStore;
 use crate::burner::ScenarioBurner;
+use crate::happened::Happened;
 use crate::plan::{GatewayRun, Plan};
-use bytes::Bytes;
 use fake_cos::{Cos, CosConfig, FaultRule, Verdict};
-use fake_hub::{FirmwareStore, Hub, HubConfig};
+use fake_hub::{Hub, HubConfig};
 use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayOptions, HubAddress, SubdeviceConfig};
 use otasim_protocol::{DeviceId, DeviceInfo};
 use serde::Serialize;
@@ -46,25 +47,6 @@ pub struct Note {
     pub cos_seq: Option<u64>,
 }
 
-/// Puts hub uploads on fake COS and signs URLs with it: the glue between the two fakes, which
-/// know nothing of each other. `otasim hub` and the end-to-end tests use it too.
-pub struct CosStore(pub Cos);
-
-impl FirmwareStore for CosStore {
-    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {
-        self.0
-            .put_object(object, Bytes::from(bytes))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn signed_url(&self, object: &str, valid_for: Duration) -> Result<String, String> {
-        self.0
-            .signed_url(object, valid_for)
-            .map_err(|e| e.to_string())
-    }
-}
-
 enum Running {
     Builtin(Gateway),
     External(tokio::process::Child),
@@ -75,7 +57,38 @@ struct Slot {
     run: GatewayRun,
     burner: Arc<ScenarioBurner>,
     running: Option<Running>,
+    max_concurrent: Option<std::num::NonZeroUsize>,
+    quota_bytes: Option<u64>,
+    /// Factory versions, for the external command's placeholders.
+    versions: Vec<(DeviceId, String)>,
 }
+
+/// Where a world listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ports {
+    /// OS-assigned loopback ports: worlds run side by side.
+    #[default]
+    Loopback,
+    /// Fixed ports on loopback, for gateways that cannot be told a port (the C SDK dials 1883
+    /// and downloads from port 80; URLs then carry no port). One such world at a time.
+    Fixed {
+        /// The MQTT port (1883 for the SDKs).
+        mqtt: u16,
+        /// The COS port (80 for the SDKs).
+        cos: u16,
+    },
+}
+
+impl Ports {
+    /// The SDKs' own ports: MQTT 1883, COS 80.
+    pub const SDK: Ports = Ports::Fixed {
+        mqtt: 1883,
+        cos: 80,
+    };
+}
+
+/// Held while a fixed-port world exists: such worlds run one at a time.
+static FIXED_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What the world's observers share.
 #[derive(Default)]
@@ -95,6 +108,8 @@ pub struct World {
     log: Arc<Log>,
     started: Instant,
     watchers: Vec<tokio::task::JoinHandle<()>>,
+    time_scale: f64,
+    _fixed: Option<tokio::sync::MutexGuard<'static, ()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -106,21 +121,38 @@ impl World {
     /// Starts COS and hub, registers the fleet, uploads firmware (under the plan's seed) and
     /// installs COS faults; the gateways are configured but not started.
     pub async fn build(plan: &Plan) -> Result<World, WorldError> {
+        World::build_on(plan, Ports::Loopback).await
+    }
+
+    /// [`World::build`] on the given ports; a fixed-port world waits for the one before it.
+    pub async fn build_on(plan: &Plan, ports: Ports) -> Result<World, WorldError> {
         let io = |what| move |source| WorldError::Io { what, source };
+        let fixed = match ports {
+            Ports::Loopback => None,
+            Ports::Fixed { .. } => Some(FIXED_PORTS.lock().await),
+        };
+        let (mqtt_port, cos_port) = match ports {
+            Ports::Loopback => (0, 0),
+            Ports::Fixed { mqtt, cos } => (mqtt, cos),
+        };
         let dir = tempfile::Builder::new()
             .prefix("otasim-")
             .tempdir()
             .map_err(io("temp dir"))?;
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind(("127.0.0.1", cos_port))
             .await
-            .map_err(io("cos listener"))?;
+            .map_err(|e| {
+                WorldError::Start(format!("binding the COS port 127.0.0.1:{cos_port}: {e}"))
+            })?;
         let cos = fake_cos::start(listener, CosConfig::default())
             .await
             .map_err(|e| WorldError::Start(format!("fake-cos: {e}")))?;
         let started = Instant::now();
-        let hub = Hub::start(HubConfig::loopback(), Arc::new(CosStore(cos.clone())))
+        let mut config = HubConfig::loopback();
+        config.mqtt_addr.set_port(mqtt_port);
+        let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
             .await
-            .map_err(|e| WorldError::Start(format!("fake-hub: {e}")))?;
+            .map_err(|e| WorldError::Start(format!("fake-hub on MQTT port {mqtt_port}: {e}")))?;
         for g in &plan.gateways {
             hub.add_gateway(&g.id, &g.secret);
         }
@@ -144,10 +176,12 @@ impl World {
             log: Arc::default(),
             started,
             watchers: Vec::new(),
+            time_scale: plan.time_scale,
+            _fixed: fixed,
             _dir: dir,
         };
         for rule in &plan.cos_faults {
-            world.add_cos_fault(rule.clone())?;
+            world.add_cos_fault(rule.clone(), None)?;
         }
         world.configure(plan)?;
         world.watch();
@@ -200,6 +234,12 @@ impl World {
                     run: g.run.clone(),
                     burner: Arc::new(burner),
                     running: None,
+                    max_concurrent: g.max_concurrent,
+                    quota_bytes: g.quota_bytes,
+                    versions: subs
+                        .iter()
+                        .map(|s| (s.id.clone(), s.version.clone()))
+                        .collect(),
                 },
             );
         }
@@ -246,7 +286,11 @@ impl World {
 
     /// Installs a COS fault for the rest of the world's life. In a redirect's `location`,
     /// `{signed:OBJECT}` becomes a fresh signed URL of OBJECT.
-    pub fn add_cos_fault(&self, mut rule: FaultRule) -> Result<(), WorldError> {
+    pub fn add_cos_fault(
+        &self,
+        mut rule: FaultRule,
+        window: Option<Duration>,
+    ) -> Result<(), WorldError> {
         if let Verdict::Redirect { location, .. } = &mut rule.verdict
             && let Some(object) = location
                 .strip_prefix("{signed:")
@@ -261,8 +305,20 @@ impl World {
             .cos
             .add_rule(rule)
             .map_err(|e| start_err("cos fault")(e.to_string()))?;
-        // Installed for the world's lifetime: the guard is forgotten on purpose.
-        std::mem::forget(guard);
+        match window {
+            // Installed for the world's lifetime: the guard is forgotten on purpose.
+            None => std::mem::forget(guard),
+            // The window is the fault's own length, not a wait for something to happen.
+            Some(w) => {
+                let log = Arc::clone(&self.log);
+                let started = self.started;
+                tokio::spawn(async move {
+                    tokio::time::sleep(w).await;
+                    drop(guard);
+                    log.note_at(started, "step", "cos fault window closed".into(), None);
+                });
+            }
+        }
         Ok(())
     }
 
@@ -287,9 +343,13 @@ impl World {
         let running = match &slot.run {
             GatewayRun::Builtin => {
                 let burner: Arc<dyn gateway::Burner> = slot.burner.clone();
-                let gw =
-                    Gateway::start_with_burner(slot.config.clone(), GatewayOptions::new(), burner)
-                        .map_err(|e| WorldError::Start(format!("gateway {id}: {e}")))?;
+                let mut options = GatewayOptions::new();
+                if let Some(n) = slot.max_concurrent {
+                    options.max_concurrent = n;
+                }
+                options.storage_quota_bytes = slot.quota_bytes;
+                let gw = Gateway::start_with_burner(slot.config.clone(), options, burner)
+                    .map_err(|e| WorldError::Start(format!("gateway {id}: {e}")))?;
                 let mut rx = gw.events();
                 let (log, id2) = (Arc::clone(&self.log), id.clone());
                 tokio::spawn(async move {
@@ -303,11 +363,81 @@ impl World {
                 Running::Builtin(gw)
             }
             GatewayRun::Command { program, args } => {
-                Running::External(spawn_external(&slot.config, program, args, hub_addr)?)
+                let place = Placeholders {
+                    hub: hub_addr,
+                    cos: self.cos.local_addr(),
+                    time_scale: self.time_scale,
+                    versions: &slot.versions,
+                };
+                Running::External(spawn_external(&slot.config, program, args, &place)?)
             }
         };
         slot.running = Some(running);
         self.note("gateway", format!("{id} started"));
+        Ok(())
+    }
+
+    /// What happened so far, in one snapshot, for the judge and the reports.
+    pub fn snapshot(&self, plan: &Plan) -> Happened {
+        let transcript = self.hub.transcript();
+        let journal = self.cos.journal();
+        let notes = self.notes();
+        let http = notes.iter().filter_map(|n| n.cos_seq.map(|s| (s, n)));
+        Happened {
+            cos_seen_ms: http.clone().map(|(s, n)| (s, n.at_ms)).collect(),
+            cos_after_seq: http.map(|(s, n)| (s, n.after_seq)).collect(),
+            devices: plan
+                .subdevices
+                .iter()
+                .filter_map(|s| Some((s.id.clone(), self.hub.device(&s.id)?)))
+                .collect(),
+            tasks: self.hub.tasks(),
+            events: self.gateway_events(),
+            transcript,
+            journal,
+        }
+    }
+
+    /// New concurrency or quota for a built-in gateway, from its next start on.
+    pub fn configure_gateway(
+        &mut self,
+        id: &DeviceId,
+        max_concurrent: Option<std::num::NonZeroUsize>,
+        quota_bytes: Option<u64>,
+    ) -> Result<(), WorldError> {
+        let slot = self
+            .slots
+            .get_mut(id)
+            .ok_or_else(|| WorldError::Start(format!("no gateway {id}")))?;
+        if max_concurrent.is_some() {
+            slot.max_concurrent = max_concurrent;
+        }
+        if quota_bytes.is_some() {
+            slot.quota_bytes = quota_bytes;
+        }
+        self.note(
+            "step",
+            format!("{id} configured: max_concurrent {max_concurrent:?}, quota {quota_bytes:?} (from its next start)"),
+        );
+        Ok(())
+    }
+
+    /// Another program takes `bytes` of the gateway's images directory (a partial file the
+    /// quota counts and never evicts).
+    pub fn fill_disk(&self, id: &DeviceId, bytes: u64) -> Result<(), WorldError> {
+        let slot = self
+            .slots
+            .get(id)
+            .ok_or_else(|| WorldError::Start(format!("no gateway {id}")))?;
+        let dir = slot.config.state_dir.join("images");
+        let io = |source| WorldError::Io {
+            what: "filling the gateway's disk",
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let file = std::fs::File::create(dir.join("otasim-filler.part")).map_err(io)?;
+        file.set_len(bytes).map_err(io)?;
+        self.note("step", format!("{id}'s disk filled with {bytes} bytes"));
         Ok(())
     }
 
@@ -371,12 +501,62 @@ impl Log {
     }
 }
 
-/// Writes `device_info.json` from the fleet and starts an external gateway with it.
+/// What an external gateway's arguments may name.
+struct Placeholders<'a> {
+    hub: std::net::SocketAddr,
+    cos: std::net::SocketAddr,
+    time_scale: f64,
+    versions: &'a [(DeviceId, String)],
+}
+
+/// The arguments with every placeholder filled: `{device_info}`, `{subdevs_toml}`,
+/// `{state_dir}`, `{hub_host}`, `{hub_port}`, `{cos_host}`, `{cos_port}`, `{time_scale}`,
+/// `{gateway_product_id}`, `{gateway_device_name}`; an argument with `{sub.product_id}`,
+/// `{sub.device_name}`, `{sub.version}` or `{sub.id}` is repeated once per subdevice.
+fn fill_args(args: &[String], fixed: &[(&str, String)], p: &Placeholders<'_>) -> Vec<String> {
+    let fill = |a: &str| {
+        fixed
+            .iter()
+            .fold(a.to_owned(), |acc, (k, v)| acc.replace(k, v))
+    };
+    let mut out = Vec::new();
+    for a in args {
+        if a.contains("{sub.") {
+            for (id, version) in p.versions {
+                out.push(fill(
+                    &a.replace("{sub.product_id}", id.product_id())
+                        .replace("{sub.device_name}", id.device_name())
+                        .replace("{sub.version}", version)
+                        .replace("{sub.id}", &id.to_string()),
+                ));
+            }
+        } else {
+            out.push(fill(a));
+        }
+    }
+    out
+}
+
+/// `subdevs.toml` for `otasim gateway`: each subdevice's factory version.
+fn subdevs_toml(versions: &[(DeviceId, String)]) -> String {
+    let mut t = String::new();
+    for (id, v) in versions {
+        t.push_str(&format!(
+            "[[subdevice]]\nproduct_id = {:?}\ndevice_name = {:?}\nfactory_version = {v:?}\n\n",
+            id.product_id(),
+            id.device_name()
+        ));
+    }
+    t
+}
+
+/// Writes `device_info.json` and `subdevs.toml` from the fleet and starts an external
+/// gateway with them.
 fn spawn_external(
     config: &GatewayConfig,
     program: &str,
     args: &[String],
-    hub: std::net::SocketAddr,
+    place: &Placeholders<'_>,
 ) -> Result<tokio::process::Child, WorldError> {
     let io = |what| move |source| WorldError::Io { what, source };
     std::fs::create_dir_all(&config.state_dir).map_err(io("gateway state dir"))?;
@@ -384,22 +564,83 @@ fn spawn_external(
     let info = DeviceInfo::key_gateway(&config.device, &config.secret, &subs);
     let info_path = config.state_dir.join("device_info.json");
     std::fs::write(&info_path, info.to_json()).map_err(io("device_info.json"))?;
-    let fill = |a: &String| {
-        a.replace("{device_info}", &info_path.display().to_string())
-            .replace("{hub_host}", &hub.ip().to_string())
-            .replace("{hub_port}", &hub.port().to_string())
-            .replace("{state_dir}", &config.state_dir.display().to_string())
-    };
-    let log =
-        std::fs::File::create(config.state_dir.join("gateway.log")).map_err(io("gateway log"))?;
+    let subdevs_path = config.state_dir.join("subdevs.toml");
+    std::fs::write(&subdevs_path, subdevs_toml(place.versions)).map_err(io("subdevs.toml"))?;
+    let fixed = [
+        ("{device_info}", info_path.display().to_string()),
+        ("{subdevs_toml}", subdevs_path.display().to_string()),
+        ("{state_dir}", config.state_dir.display().to_string()),
+        ("{hub_host}", place.hub.ip().to_string()),
+        ("{hub_port}", place.hub.port().to_string()),
+        ("{cos_host}", place.cos.ip().to_string()),
+        ("{cos_port}", place.cos.port().to_string()),
+        ("{time_scale}", place.time_scale.to_string()),
+        (
+            "{gateway_product_id}",
+            config.device.product_id().to_owned(),
+        ),
+        (
+            "{gateway_device_name}",
+            config.device.device_name().to_owned(),
+        ),
+    ];
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.state_dir.join("gateway.log"))
+        .map_err(io("gateway log"))?;
     let err = log.try_clone().map_err(io("gateway log"))?;
     tokio::process::Command::new(program)
-        .args(args.iter().map(fill))
+        .args(fill_args(args, &fixed, place))
         .current_dir(&config.state_dir)
+        .env("OTASIM_TIME_SCALE", place.time_scale.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(err)
         .kill_on_drop(true)
         .spawn()
-        .map_err(io("starting the external gateway"))
+        .map_err(|e| WorldError::Start(format!("starting the external gateway {program:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_subdevice_placeholders_repeat_the_argument() {
+        let a = DeviceId::new("P1", "a").expect("id");
+        let b = DeviceId::new("P2", "b").expect("id");
+        let versions = [(a, "1.0".to_owned()), (b, "2.0".to_owned())];
+        let p = Placeholders {
+            hub: "127.0.0.1:1883".parse().expect("addr"),
+            cos: "127.0.0.1:80".parse().expect("addr"),
+            time_scale: 0.5,
+            versions: &versions,
+        };
+        let args: Vec<String> = [
+            "--hub",
+            "{hub_host}:{hub_port}",
+            "--sub={sub.id}={sub.version}",
+            "{time_scale}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let fixed = [
+            ("{hub_host}", "127.0.0.1".to_owned()),
+            ("{hub_port}", "1883".to_owned()),
+            ("{time_scale}", "0.5".to_owned()),
+        ];
+        assert_eq!(
+            fill_args(&args, &fixed, &p),
+            [
+                "--hub",
+                "127.0.0.1:1883",
+                "--sub=P1/a=1.0",
+                "--sub=P2/b=2.0",
+                "0.5"
+            ]
+        );
+        assert!(subdevs_toml(&versions).contains("device_name = \"b\"\nfactory_version = \"2.0\""));
+    }
 }

@@ -13,7 +13,7 @@ fn describe(r: &RunReport) -> String {
         r.name,
         r.path,
         r.seed,
-        r.failures.join("\n  "),
+        r.failure_lines().join("\n  "),
         r.context.join("\n"),
         r.devices
             .iter()

@@ -2,8 +2,8 @@
 //! write (the official SDKs, a customer's firmware).
 //!
 //! The first line printed is `listening mqtt=IP:PORT cos=IP:PORT api=IP:PORT` (and
-//! `tls=IP:PORT` with `--tls-port`), so that scripts can pass port 0 and read the bound ports
-//! back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
+//! `tls=IP:PORT` with `--tls-port`), then `cloud=IP:PORT` (the Tencent Cloud API 3.0 endpoint),
+//! so that scripts can pass port 0 and read the bound ports back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
 //!
 //! The fleet file (`--fleet`, TOML; `otasim hub --example-fleet` prints this example):
 //!
@@ -20,7 +20,7 @@ use clap::Args;
 use fake_cos::{Cos, CosConfig};
 use fake_hub::{Hub, HubConfig, TranscriptEntry};
 use otasim_protocol::DeviceId;
-use scenarios::CosStore;
+use scenarios::HubCos;
 use serde::Deserialize;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -54,6 +54,9 @@ pub struct HubArgs {
     /// Control API port (0: any free port).
     #[arg(long, default_value_t = 8080)]
     api_port: u16,
+    /// Tencent Cloud API 3.0 (`iotcloud`) port, for the official SDKs (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    cloud_port: u16,
     /// Also listen for mutual-TLS MQTT (certificate auth) on this port (0: any free port);
     /// the CA is at `GET /api/tls/ca`, device certificates from the API.
     #[arg(long)]
@@ -70,9 +73,14 @@ pub struct HubArgs {
     /// Upload firmware at start: PRODUCT_ID:VERSION:FILE (repeatable).
     #[arg(long, value_name = "PRODUCT:VERSION:FILE")]
     firmware: Vec<String>,
-    /// Write the transcript here as JSON lines, as it happens.
+    /// Write the transcript here as JSON lines, as it happens (the whole record, however
+    /// long the hub runs).
     #[arg(long)]
     transcript: Option<PathBuf>,
+    /// How much transcript the hub keeps in memory, in MiB (the oldest entries go first; the
+    /// `--transcript` file keeps everything).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    transcript_max_mb: u16,
     /// Do not print transcript lines.
     #[arg(long)]
     quiet: bool,
@@ -91,6 +99,16 @@ struct FleetFile {
     subdevice: Vec<FleetSubdevice>,
     #[serde(default)]
     firmware: Vec<FleetFirmware>,
+    #[serde(default)]
+    api_key: Vec<FleetApiKey>,
+}
+
+/// A SecretId/SecretKey pair the Cloud API accepts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetApiKey {
+    secret_id: String,
+    secret_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,26 +146,40 @@ struct Fleet {
     gateways: Vec<(DeviceId, String)>,
     subdevices: Vec<(DeviceId, String, Option<DeviceId>, Option<String>)>,
     firmware: Vec<FirmwareSource>,
+    api_keys: fake_hub::api::cloud::CloudKeys,
 }
 
 fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<DeviceId> {
     DeviceId::new(product_id, device_name).with_context(|| at.to_owned())
 }
 
+/// The control API's rule for secrets: 1 to 256 printable ASCII characters.
+fn check_secret(at: &str, secret: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=256).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic()),
+        "{at}: must be 1 to 256 printable ASCII characters"
+    );
+    Ok(())
+}
+
 fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
     let mut fleet = Fleet::default();
     for (i, g) in file.gateway.into_iter().enumerate() {
         let id = device_id(&format!("gateway[{i}]"), &g.product_id, &g.device_name)?;
-        anyhow::ensure!(
-            !g.secret.is_empty(),
-            "gateway[{i}].secret: must not be empty"
-        );
+        check_secret(&format!("gateway[{i}].secret"), &g.secret)?;
         fleet.gateways.push((id, g.secret));
     }
     for (i, s) in file.subdevice.into_iter().enumerate() {
         let at = format!("subdevice[{i}]");
         let id = device_id(&at, &s.product_id, &s.device_name)?;
-        anyhow::ensure!(!s.secret.is_empty(), "{at}.secret: must not be empty");
+        check_secret(&format!("{at}.secret"), &s.secret)?;
+        if let Some(v) = &s.version {
+            anyhow::ensure!(
+                (1..=32).contains(&v.len()),
+                "{at}.version: must be 1 to 32 characters, not {}",
+                v.len()
+            );
+        }
         let gateway = match &s.gateway {
             None => None,
             Some(g) => {
@@ -163,6 +195,19 @@ fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
             }
         };
         fleet.subdevices.push((id, s.secret, gateway, s.version));
+    }
+    for (i, k) in file.api_key.into_iter().enumerate() {
+        let id_ok = (1..=128).contains(&k.secret_id.len())
+            && k.secret_id.bytes().all(|b| b.is_ascii_alphanumeric());
+        anyhow::ensure!(
+            id_ok,
+            "api_key[{i}].secret_id: must be 1 to 128 letters and digits"
+        );
+        anyhow::ensure!(
+            !k.secret_key.is_empty(),
+            "api_key[{i}].secret_key: must not be empty"
+        );
+        fleet.api_keys.add(&k.secret_id, &k.secret_key);
     }
     for f in file.firmware {
         fleet
@@ -228,9 +273,12 @@ struct Served {
     hub: Arc<Hub>,
     cos: Cos,
     api: fake_hub::api::ApiServer,
+    cloud: fake_hub::api::cloud::CloudServer,
+    /// The default SecretId/SecretKey pair, when the fleet declares none.
+    default_key: bool,
 }
 
-async fn start(args: &HubArgs) -> anyhow::Result<Served> {
+async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     let cos_listener = bind(args.host, args.cos_port, "COS").await?;
     let cos_addr = cos_listener.local_addr()?;
     let public_host = args
@@ -251,7 +299,8 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
     config.mqtt_addr = SocketAddr::new(args.host, args.mqtt_port);
     config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
-    let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
+    config.transcript_limits.max_bytes = usize::from(args.transcript_max_mb) << 20;
+    let hub = Hub::start(config, Arc::new(HubCos::new(cos.clone())))
         .await
         .context("starting the fake hub")?;
     let hub = Arc::new(hub);
@@ -261,11 +310,25 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
         crate::console::router(),
     )
     .context("starting the control API")?;
+    let default_key = fleet.api_keys.is_empty();
+    let keys = if default_key {
+        fake_hub::api::cloud::CloudKeys::default_pair()
+    } else {
+        fleet.api_keys.clone()
+    };
+    let cloud = fake_hub::api::cloud::serve(
+        bind(args.host, args.cloud_port, "Cloud API").await?,
+        hub.clone(),
+        keys,
+    )
+    .context("starting the Cloud API")?;
     Ok(Served {
         public_host: shown_host,
         hub,
         cos,
         api,
+        cloud,
+        default_key,
     })
 }
 
@@ -288,7 +351,7 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let served = start(&args).await?;
+    let served = start(&args, &fleet).await?;
     let live = served.hub.watch_transcript();
     print_banner(&served);
     register(&served.hub, &fleet)?;
@@ -302,6 +365,7 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
     say!("stopping");
     printer.abort();
     served.api.shutdown().await;
+    served.cloud.shutdown().await;
     if let Ok(hub) = Arc::try_unwrap(served.hub) {
         hub.shutdown().await;
     }
@@ -317,8 +381,9 @@ fn print_banner(served: &Served) {
         .tls_addr()
         .map(|a| format!(" tls={a}"))
         .unwrap_or_default();
+    let cloud = served.cloud.local_addr();
     say!(
-        "listening mqtt={mqtt} cos={} api={api}{tls}",
+        "listening mqtt={mqtt} cos={} api={api}{tls} cloud={cloud}",
         served.cos.local_addr()
     );
     say!("MQTT:        tcp://{mqtt}");
@@ -326,6 +391,14 @@ fn print_banner(served: &Served) {
     say!("console:     http://{api}/");
     say!("control API: http://{api}/api/devices");
     say!("live events: http://{api}/api/events");
+    say!("cloud API:   http://{cloud}/ (iotcloud 2021-04-08, TC3-HMAC-SHA256)");
+    if served.default_key {
+        say!(
+            "cloud keys:  SecretId={} SecretKey={} (declare [[api_key]] in the fleet file for others)",
+            fake_hub::api::cloud::DEFAULT_SECRET_ID,
+            fake_hub::api::cloud::DEFAULT_SECRET_KEY
+        );
+    }
 }
 
 async fn wait_for_stop() {
@@ -356,11 +429,10 @@ async fn follow(
         let batch = match live.recv().await {
             Ok(e) if e.seq == next => vec![e],
             Ok(e) if e.seq < next => continue,
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => hub
-                .transcript()
-                .into_iter()
-                .filter(|e| e.seq >= next)
-                .collect(),
+            // Only what was missed is copied; the hub keeps far more than a lag can skip.
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                hub.transcript_since(next, usize::MAX)
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         for e in batch {

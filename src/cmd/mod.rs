@@ -2,6 +2,7 @@
 
 mod bench;
 mod cos;
+mod ctl;
 mod demo;
 mod gateway;
 mod hub;
@@ -32,6 +33,8 @@ pub enum Command {
     Cos(cos::CosArgs),
     /// Run fake hub and fake COS as a server for gateways we did not write.
     Hub(hub::HubArgs),
+    /// Drive a running `otasim hub` from the shell: status, watch, push, firmware, faults, clock.
+    Ctl(ctl::CtlArgs),
     /// Run the gateway OTA client against any hub.
     Gateway(gateway::GatewayArgs),
     /// Run scenario files or folders.
@@ -44,6 +47,8 @@ pub enum Command {
     Replay(scenario::ReplayArgs),
     /// Turn a C SDK gateway log into a scenario that reproduces it.
     Import(scenario::ImportArgs),
+    /// Qualify a gateway: the whole catalog against it, one report (HTML, JUnit, JSON).
+    Qualify(scenario::QualifyArgs),
     /// Measure throughput and latency against a reference in the same run.
     Bench(bench::BenchArgs),
 }
@@ -54,12 +59,14 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Cos(args) => cos::run(args).await,
         Command::Hub(args) => hub::run(args).await,
+        Command::Ctl(args) => ctl::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
         Command::Run(args) => scenario::run(args).await,
         Command::List(args) => scenario::list(args).await,
         Command::Check(args) => scenario::check(args).await,
         Command::Replay(args) => scenario::replay(args).await,
         Command::Import(args) => scenario::import(args).await,
+        Command::Qualify(args) => scenario::qualify(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

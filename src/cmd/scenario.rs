@@ -1,4 +1,4 @@
-//! `otasim run`, `list`, `check`, `replay` and `import`.
+//! `otasim run`, `list`, `check`, `replay`, `import` and `qualify`.
 //!
 //! The seed: every scenario has one (its `seed` key, 0 if unset) that fixes its firmware bytes;
 //! `run --seed N` overrides it for every scenario run, and `replay SEED PATH` is
@@ -42,7 +42,8 @@ pub struct RunArgs {
     /// Write the JSON report (seed, every transcript event and HTTP request) here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write one HTML timeline per scenario into this folder.
+    /// Write an index page and one HTML page (with its sequence diagram) per scenario into
+    /// this folder.
     #[arg(long)]
     html: Option<PathBuf>,
     /// Seed for every scenario instead of each one's own.
@@ -170,6 +171,12 @@ async fn run_live(plan: &Plan, seed: u64) -> anyhow::Result<RunReport> {
     });
     let report = scenarios::run_seeded(plan, seed, Some(tx)).await?;
     let _ = printer.await;
+    if !report.cos_journal.is_empty() {
+        say!("\nCOS requests:");
+        for j in &report.cos_journal {
+            say!("  #{:<3} {}", j.seq, scenarios::describe_cos(j));
+        }
+    }
     say!();
     say_raw!("{}", table::devices(&report.devices));
     say!(
@@ -187,8 +194,11 @@ fn print_failure(r: &RunReport) {
     for f in &r.failures {
         say!("  - {f}");
     }
+    for a in &r.adjustments {
+        say!("  ({a})");
+    }
     if !r.context.is_empty() {
-        say!("  transcript around the first divergence:");
+        say!("  around the first divergence:");
         for line in &r.context {
             say!("    {line}");
         }
@@ -226,22 +236,31 @@ fn write_reports(
 
 fn write_html(dir: &std::path::Path, reports: &[RunReport]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut entries = Vec::new();
     for r in reports {
-        let name: String = r
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("{name}.html"));
+        let page = scenarios::page_name(&r.name);
+        let path = dir.join(&page);
         std::fs::write(&path, scenarios::html_timeline(r))
             .with_context(|| format!("writing {}", path.display()))?;
+        entries.push(scenarios::IndexEntry {
+            name: r.name.clone(),
+            verdict: if r.passed { "passed" } else { "failed" }.into(),
+            reason: r
+                .failures
+                .first()
+                .map(|f| f.to_string())
+                .unwrap_or_default(),
+            link: Some(page),
+        });
     }
+    let passed = reports.iter().filter(|r| r.passed).count();
+    let summary = format!("{passed} passed, {} failed", reports.len() - passed);
+    let index = dir.join("index.html");
+    std::fs::write(
+        &index,
+        scenarios::html_index("otasim run", &summary, &entries),
+    )
+    .with_context(|| format!("writing {}", index.display()))?;
     Ok(())
 }
 
@@ -318,4 +337,152 @@ pub(super) async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         None => say_raw!("{}", imported.toml),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `otasim qualify`.
+#[derive(Debug, Args)]
+pub struct QualifyArgs {
+    /// Scenario files or folders (default: the catalog, `scenarios/catalog`).
+    #[arg(long = "scenarios", value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The gateway's profile: its known and accepted behaviours (TOML).
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Listen on MQTT 1883 and COS 80 with port-less URLs, one scenario at a time, for gateways
+    /// that cannot be told a port.
+    #[arg(long)]
+    fixed_ports: bool,
+    /// Where to write index.html, one page per scenario, junit.xml and report.json.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Scenarios run at once (1 with --fixed-ports).
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+    /// The gateway command and its arguments, after `--`, with placeholders (`{device_info}`,
+    /// `{hub_host}`, `{hub_port}`, `{state_dir}`, `{sub.device_name}`, ...); our built-in
+    /// gateway if none.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// `otasim qualify`: the catalog against one gateway, one report.
+pub(super) async fn qualify(args: QualifyArgs) -> anyhow::Result<ExitCode> {
+    use scenarios::{GatewayProfile, GatewayUnderTest, Qualification, Verdict};
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("scenarios/catalog")]
+    } else {
+        args.paths.clone()
+    };
+    let (plans, errors) = load(&paths)?;
+    if let Some((_, e)) = errors.first() {
+        anyhow::bail!("invalid scenario: {e}");
+    }
+    let profile = match &args.profile {
+        Some(p) => GatewayProfile::load(p)?,
+        None => GatewayProfile::default(),
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {} (the --out folder)", args.out.display()))?;
+    let gateway = match args.command.split_first() {
+        None => GatewayUnderTest::Builtin,
+        Some((program, rest)) => GatewayUnderTest::Command {
+            program: program.clone(),
+            args: rest.to_vec(),
+        },
+    };
+    let q = Qualification {
+        gateway,
+        profile: profile.clone(),
+        ports: if args.fixed_ports {
+            scenarios::Ports::SDK
+        } else {
+            scenarios::Ports::Loopback
+        },
+        jobs: args.jobs,
+    };
+    say!(
+        "qualifying {} against {} scenarios",
+        profile.name,
+        plans.len()
+    );
+    let results = q
+        .run(&plans, |r| {
+            let verdict = match r.verdict {
+                Verdict::Passed => "PASS",
+                Verdict::Failed => "FAIL",
+                Verdict::Skipped => "SKIP",
+                Verdict::Error => "ERR ",
+            };
+            say!("{verdict} {:<44} {}", r.name, r.reason);
+        })
+        .await;
+    write_qualification(&args.out, &profile.name, &results)?;
+    let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
+    let (passed, failed, skipped, errors) = (
+        count(Verdict::Passed),
+        count(Verdict::Failed),
+        count(Verdict::Skipped),
+        count(Verdict::Error),
+    );
+    say!(
+        "\n{passed} passed, {failed} failed, {skipped} skipped, {errors} errors; report: {}",
+        args.out.join("index.html").display()
+    );
+    Ok(if failed + errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn write_qualification(
+    dir: &std::path::Path,
+    gateway: &str,
+    results: &[scenarios::Qualified],
+) -> anyhow::Result<()> {
+    let mut entries = Vec::new();
+    for q in results {
+        let link = match &q.report {
+            Some(r) => {
+                let page = scenarios::page_name(&r.name);
+                let path = dir.join(&page);
+                std::fs::write(&path, scenarios::html_timeline(r))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Some(page)
+            }
+            None => None,
+        };
+        entries.push(scenarios::IndexEntry {
+            name: q.name.clone(),
+            verdict: serde_json::to_value(q.verdict)?
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            reason: q.reason.clone(),
+            link,
+        });
+    }
+    let count = |v: &str| entries.iter().filter(|e| e.verdict == v).count();
+    let summary = format!(
+        "{} passed, {} failed, {} skipped, {} errors",
+        count("passed"),
+        count("failed"),
+        count("skipped"),
+        count("error")
+    );
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write(
+        "index.html",
+        scenarios::html_index(&format!("otasim qualify: {gateway}"), &summary, &entries),
+    )?;
+    write(
+        "junit.xml",
+        scenarios::junit_qualification(gateway, results),
+    )?;
+    let json = serde_json::json!({ "gateway": gateway, "summary": summary, "scenarios": results });
+    write("report.json", serde_json::to_string_pretty(&json)?)?;
+    Ok(())
 }

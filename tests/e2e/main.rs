@@ -1,10 +1,12 @@
 //! End-to-end tests: real sockets on loopback, real files, one module per family.
 
+mod cloud_sdk;
 mod console;
 mod cos;
 mod cos_sdk;
 mod demo;
 mod gateway;
+mod hardening;
 mod hub;
 mod python_sdk;
 mod scenarios;

@@ -145,6 +145,9 @@ pub(crate) async fn release_held(State(s): State<ApiState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// How far the wall clock may be set from real time: a century.
+const MAX_CLOCK_OFFSET_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
 #[derive(Serialize)]
 pub(crate) struct Clock {
     now_unix_ms: i64,
@@ -175,6 +178,17 @@ pub(crate) async fn set_clock(
     body: Result<Json<ClockChange>, JsonRejection>,
 ) -> Result<Json<Clock>, ApiError> {
     let Json(c) = body?;
+    let max = crate::tasks_options::MAX_DURATION_MS;
+    if c.advance_ms.is_some_and(|ms| ms > max) {
+        let error = format!("at most {max} ms (a year) per call");
+        return Err(ApiError::bad_request(Some("advance_ms"), error));
+    }
+    if c.offset_ms
+        .is_some_and(|ms| ms.unsigned_abs() > MAX_CLOCK_OFFSET_MS)
+    {
+        let error = format!("at most {MAX_CLOCK_OFFSET_MS} ms (a century) either way");
+        return Err(ApiError::bad_request(Some("offset_ms"), error));
+    }
     match (c.advance_ms, c.offset_ms) {
         (Some(ms), None) => s.hub.advance_clock(std::time::Duration::from_millis(ms)),
         (None, Some(ms)) => s.hub.set_clock_offset_ms(ms),
@@ -207,15 +221,17 @@ pub(crate) async fn set_strict(
 #[derive(Serialize)]
 pub(crate) struct ResetReport {
     faults_removed: usize,
+    cos_faults_removed: usize,
     tasks_cancelled: Vec<u64>,
 }
 
-/// Back to a quiet hub between test cases: removes every fault, ends every hold and cancels
+/// Back to a quiet hub between test cases: removes every hub and COS fault, ends every hold and cancels
 /// every unfinished task. Devices, firmware and the transcript stay (the hub never forgets
 /// them; start a new hub for a clean slate).
 pub(crate) async fn reset(State(s): State<ApiState>) -> Json<ResetReport> {
     let faults_removed = s.hub.faults().len();
     s.hub.clear_faults();
+    let cos_faults_removed = s.hub.clear_cos_faults();
     s.hub.release_held();
     let tasks_cancelled = s
         .hub
@@ -227,6 +243,7 @@ pub(crate) async fn reset(State(s): State<ApiState>) -> Json<ResetReport> {
         .collect();
     Json(ResetReport {
         faults_removed,
+        cos_faults_removed,
         tasks_cancelled,
     })
 }

@@ -84,33 +84,60 @@ pub(crate) struct TranscriptQuery {
     since: Option<u64>,
     /// Only entries about this device (`PID/name`): its topics, or its client's events.
     device: Option<String>,
+    /// At most this many entries (default and maximum [`MAX_TRANSCRIPT_PAGE`]); when more
+    /// remain, the `x-next-since` header says where the next page starts.
+    limit: Option<usize>,
 }
+
+/// The largest transcript page one request returns.
+pub(crate) const MAX_TRANSCRIPT_PAGE: usize = 10_000;
 
 /// Whether `e` is about `device` (`PID/name`, client id `PIDname`).
 pub(crate) fn entry_is_about(e: &TranscriptEntry, device: &otasim_protocol::DeviceId) -> bool {
+    if e.direction == crate::Direction::Http {
+        // A COS request may be for several devices holding a URL for the same object.
+        return serde_json::from_str::<crate::HttpRecord>(&e.payload)
+            .is_ok_and(|r| r.devices.contains(&device.to_string()));
+    }
     match e.topic.parse::<otasim_protocol::Topic>() {
         Ok(t) => t.device() == device,
         Err(_) => e.client_id == device.client_id(),
     }
 }
 
+/// A page of the transcript, oldest first; `x-first-seq` says which is the oldest entry the
+/// hub still keeps (older ones were dropped from its bounded ring).
 pub(crate) async fn transcript(
     State(s): State<ApiState>,
     query: Result<Query<TranscriptQuery>, QueryRejection>,
-) -> Result<Json<Vec<TranscriptEntry>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
     let Query(q) = query?;
     let device = q
         .device
         .as_deref()
         .map(|d| parse_id("device", d))
         .transpose()?;
+    let limit = match q.limit {
+        None => MAX_TRANSCRIPT_PAGE,
+        Some(n @ 1..=MAX_TRANSCRIPT_PAGE) => n,
+        Some(n) => {
+            let error = format!("{n}: give 1 to {MAX_TRANSCRIPT_PAGE}");
+            return Err(ApiError::bad_request(Some("limit"), error));
+        }
+    };
     let since = q.since.unwrap_or(0);
-    let entries = s
-        .hub
-        .transcript()
-        .into_iter()
-        .filter(|e| e.seq >= since)
-        .filter(|e| device.as_ref().is_none_or(|d| entry_is_about(e, d)))
-        .collect();
-    Ok(Json(entries))
+    let mut entries = s.hub.transcript_page(since, limit + 1, |e| {
+        device.as_ref().is_none_or(|d| entry_is_about(e, d))
+    });
+    let next = (entries.len() > limit).then(|| entries[limit].seq);
+    entries.truncate(limit);
+    let first = s.hub.transcript_since(0, 1).first().map(|e| e.seq);
+    let mut response = Json(entries).into_response();
+    let headers = response.headers_mut();
+    if let Some(next) = next {
+        headers.insert("x-next-since", next.into());
+    }
+    headers.insert("x-first-seq", first.unwrap_or(0).into());
+    Ok(response)
 }

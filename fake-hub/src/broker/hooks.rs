@@ -13,19 +13,20 @@ use rmqtt::context::ServerContext;
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
 use rmqtt::session::Session;
 use rmqtt::types::{
-    AuthResult, ConnectInfo as RmqttConnectInfo, PublishAclResult, Reason, Subscribe,
-    SubscribeAclResult,
+    AuthResult, ConnectInfo as RmqttConnectInfo, From, FromType, Publish, PublishAclResult, Reason,
+    Subscribe, SubscribeAclResult,
 };
 use tracing::{debug, info};
 
 use super::connections::Connections;
 use super::fitter::Unavailable;
-use super::server::TLS_LISTENER_ID;
-use super::{AuthVerdict, BrokerHooks, ConnectInfo};
+use super::front::PeerBook;
+use super::{AuthVerdict, BrokerHooks, ConnectInfo, Transport};
 
 /// The hook types the adapter answers.
-const HOOK_TYPES: [Type; 7] = [
+const HOOK_TYPES: [Type; 8] = [
     Type::ClientAuthenticate,
+    Type::MessagePublish,
     Type::ClientConnack,
     Type::ClientSubscribeCheckAcl,
     Type::MessagePublishCheckAcl,
@@ -33,6 +34,10 @@ const HOOK_TYPES: [Type; 7] = [
     Type::ClientConnected,
     Type::ClientDisconnected,
 ];
+
+/// Where a will the hub refuses at send time goes: a `$` topic outside the Hub's topic space,
+/// which the subscribe ACL never grants and `#` does not match.
+pub(super) const DIVERTED_WILL_TOPIC: &str = "$otasim/refused-will";
 
 /// Registers the adapter for every hook type and enables it.
 ///
@@ -43,11 +48,13 @@ pub(super) async fn install(
     hooks: Arc<dyn BrokerHooks>,
     connections: Arc<Connections>,
     unavailable: Arc<Unavailable>,
+    peers: Arc<PeerBook>,
 ) {
     let adapter = HookAdapter {
         hooks,
         connections,
         unavailable,
+        peers,
     };
     let register = scx.extends.hook_mgr().register();
     for typ in HOOK_TYPES {
@@ -61,6 +68,7 @@ struct HookAdapter {
     hooks: Arc<dyn BrokerHooks>,
     connections: Arc<Connections>,
     unavailable: Arc<Unavailable>,
+    peers: Arc<PeerBook>,
 }
 
 #[async_trait]
@@ -107,6 +115,11 @@ impl Handler for HookAdapter {
                 };
                 (false, Some(HookResult::PublishAclResult(result)))
             }
+            Parameter::MessagePublish(_, from, publish)
+                if matches!(from.typ(), FromType::LastWill) =>
+            {
+                (true, self.will(from, publish).or(acc))
+            }
             Parameter::SessionSubscribed(session, sub) => {
                 self.hooks.on_subscribed(
                     &session.id.client_id,
@@ -132,7 +145,7 @@ impl Handler for HookAdapter {
 
 impl HookAdapter {
     fn authenticate(&self, info: &RmqttConnectInfo) -> HookResult {
-        let info = connect_info(info);
+        let info = connect_info(info, &self.peers);
         let verdict = self.hooks.authenticate(&info);
         debug!(client_id = %info.client_id, ?verdict, "authenticate");
         HookResult::AuthResult(match verdict {
@@ -161,6 +174,21 @@ impl HookAdapter {
         HookResult::SubscribeAclResult(result)
     }
 
+    /// A Last Will about to be published: the hub records it, and a will it no longer allows
+    /// goes to [`DIVERTED_WILL_TOPIC`], where no client may subscribe.
+    fn will(&self, from: &From, publish: &Publish) -> Option<HookResult> {
+        let client_id: &str = &from.id.client_id;
+        if self
+            .hooks
+            .on_will(client_id, &publish.topic, &publish.payload)
+        {
+            return None;
+        }
+        let mut diverted = publish.clone();
+        diverted.topic = DIVERTED_WILL_TOPIC.into();
+        Some(HookResult::Publish(diverted))
+    }
+
     fn disconnected(&self, session: &Session, reason: &Reason) {
         let client_id: &str = &session.id.client_id;
         let reason = describe(reason);
@@ -173,20 +201,27 @@ impl HookAdapter {
     }
 }
 
-fn connect_info(info: &RmqttConnectInfo) -> ConnectInfo {
+/// The CONNECT's fields, with the real peer and transport the listener front recorded for the
+/// connection rmqtt sees (a connection that bypassed the front counts as plain).
+fn connect_info(info: &RmqttConnectInfo, peers: &PeerBook) -> ConnectInfo {
+    let seen = info
+        .ipaddress()
+        .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    let (peer, transport) = match peers.get(seen) {
+        Some(record) => (record.peer, record.transport),
+        None => (seen, Transport::Plain),
+    };
     ConnectInfo {
         client_id: info.client_id().to_string(),
         username: info.username().map(|u| u.to_string()),
         password: info.password().map(|p| p.to_vec()),
         protocol_level: info.proto_ver(),
         keepalive_secs: info.keep_alive(),
-        peer: info
-            .ipaddress()
-            .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
-        tls: info.id().lid == TLS_LISTENER_ID,
-        cert_cn: match info {
-            RmqttConnectInfo::V3(_, c) => c.cert.as_ref().and_then(|c| c.common_name.clone()),
-            RmqttConnectInfo::V5(_, c) => c.cert.as_ref().and_then(|c| c.common_name.clone()),
+        peer,
+        transport,
+        will_topic: match info {
+            RmqttConnectInfo::V3(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),
+            RmqttConnectInfo::V5(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),
         },
     }
 }

@@ -72,7 +72,7 @@ impl FaultBook {
 
     fn count(&mut self, key: String) -> u32 {
         let n = self.counts.entry(key).or_insert(0);
-        *n += 1;
+        *n = n.saturating_add(1);
         *n
     }
 
@@ -98,7 +98,7 @@ impl FaultBook {
             .rules
             .iter_mut()
             .find(|r| r.rule.fires.allows(r.fired) && matches(&r.rule.when, point, counts))?;
-        rule.fired += 1;
+        rule.fired = rule.fired.saturating_add(1);
         Some((rule.id, rule.rule.action.clone()))
     }
 }

@@ -214,6 +214,22 @@ impl HubFaultRule {
             "unbind",
             "describe_sub_devices",
         ];
+        if let A::DelayConnack { ms: Some(ms) }
+        | A::DelaySuback { ms: Some(ms) }
+        | A::GatewayLate { ms: Some(ms) } = &self.action
+            && *ms > crate::tasks_options::MAX_DURATION_MS
+        {
+            return Err(HubError::Invalid {
+                field: "action.ms",
+                reason: format!(
+                    "{ms} ms: at most {} (a year); leave it unset to hold until released",
+                    crate::tasks_options::MAX_DURATION_MS
+                ),
+            });
+        }
+        if let A::PushTask { request } = &self.action {
+            request.options.validate()?;
+        }
         match (&self.when, &self.action) {
             (_, A::Kick { .. } | A::PushTask { .. }) => Ok(()),
             (M::Connect { .. }, A::RefuseConnect { code: 3..=5 }) => Ok(()),

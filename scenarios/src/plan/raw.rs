@@ -33,6 +33,8 @@ pub(crate) struct RawScenario {
     pub(crate) steps: Vec<RawStep>,
     #[serde(default)]
     pub(crate) expect: RawExpect,
+    #[serde(default)]
+    pub(crate) builtin_only: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +47,10 @@ pub(crate) struct RawGateway {
     pub(crate) run: GatewayRun,
     #[serde(default)]
     pub(crate) max_image_bytes: Option<u64>,
+    #[serde(default)]
+    pub(crate) max_concurrent: Option<usize>,
+    #[serde(default)]
+    pub(crate) quota_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +131,8 @@ pub(crate) enum RawStep {
     },
     AddCosFault {
         rule: FaultRule,
+        #[serde(default)]
+        for_ms: Option<u64>,
     },
     AdvanceCosClock {
         seconds: u64,
@@ -138,6 +146,52 @@ pub(crate) enum RawStep {
     AdvanceHubClock {
         ms: u64,
     },
+    ExpectQuiet {
+        ms: u64,
+        on: RawQuietOn,
+        #[serde(default)]
+        device: Option<String>,
+    },
+    ReplaceFirmware(RawFirmware),
+    Unbind {
+        device: String,
+    },
+    ConfigureGateway {
+        #[serde(default)]
+        gateway: Option<String>,
+        #[serde(default)]
+        max_concurrent: Option<usize>,
+        #[serde(default)]
+        quota_bytes: Option<u64>,
+    },
+    FillDisk {
+        #[serde(default)]
+        gateway: Option<String>,
+        bytes: u64,
+    },
+}
+
+/// What an `expect_quiet` step watches.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawQuietOn {
+    Cos,
+    Reports,
+    Commands,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCosRequest {
+    pub(crate) nth: u64,
+    #[serde(default)]
+    pub(crate) range_start: Option<u64>,
+    #[serde(default)]
+    pub(crate) range: Option<String>,
+    #[serde(default)]
+    pub(crate) status: Option<u16>,
+    #[serde(default)]
+    pub(crate) gap_ms_at_least: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +262,10 @@ pub(crate) struct RawExpect {
     pub(crate) tasks: Option<Vec<BTreeMap<String, usize>>>,
     #[serde(default)]
     pub(crate) nothing_else: bool,
+    #[serde(default)]
+    pub(crate) update_commands: BTreeMap<String, RawBounds>,
+    #[serde(default)]
+    pub(crate) cos_request: Vec<RawCosRequest>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

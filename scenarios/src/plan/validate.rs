@@ -2,17 +2,17 @@
 //! with the field path and its line.
 
 use super::locate::line_of;
-use super::raw::{RawCondition, RawMethod, RawScenario, RawStep, RawSubdevice};
+use super::raw::{RawCondition, RawFirmware, RawMethod, RawScenario, RawSubdevice};
 use super::{
-    BurnerPlan, Condition, DEFAULT_TIMEOUT, Expectations, FirmwarePlan, GatewayPlan, Plan,
-    PlanError, Step, SubdevicePlan,
+    BurnerPlan, Condition, Expectations, FirmwarePlan, GatewayPlan, Plan, PlanError, SubdevicePlan,
 };
 use fake_hub::PushMethod;
 use otasim_protocol::DeviceId;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
+/// Generated images are held in memory: 1 GiB at most.
+const MAX_GENERATED_BYTES: u64 = 1 << 30;
 const DEFAULT_SUB_SECRET: &str = "c3ViZGV2aWNlLXNlY3JldA==";
 const REPORT_STATES: [&str; 5] = ["downloading", "burning", "done", "fail", "version"];
 const HUB_STATES: [&str; 9] = [
@@ -77,6 +77,9 @@ impl Validator<'_> {
                     secret: g.secret.clone(),
                     run: g.run.clone(),
                     max_image_bytes: g.max_image_bytes.unwrap_or(512 << 20),
+                    max_concurrent: self
+                        .concurrency(format!("gateways[{i}].max_concurrent"), g.max_concurrent)?,
+                    quota_bytes: g.quota_bytes,
                 })
             })
             .collect::<Res<Vec<_>>>()?;
@@ -105,6 +108,7 @@ impl Validator<'_> {
             hub_faults: raw.hub_faults,
             steps: Vec::new(),
             expect: Expectations::default(),
+            builtin_only: raw.builtin_only,
         };
         for (i, s) in raw.steps.into_iter().enumerate() {
             let step = self.step(i, s, &plan)?;
@@ -118,50 +122,64 @@ impl Validator<'_> {
         let mut out: Vec<FirmwarePlan> = Vec::new();
         for (i, f) in raw.firmware.iter().enumerate() {
             let field = format!("firmware[{i}]");
-            let file_bytes = match &f.file {
-                None => None,
-                Some(name) => {
-                    let at = self.path.parent().unwrap_or(Path::new(".")).join(name);
-                    let bytes = std::fs::read(&at).map_err(|e| {
-                        self.invalid(format!("{field}.file"), format!("{}: {e}", at.display()))
-                    })?;
-                    Some(Arc::new(bytes))
-                }
-            };
-            let size_bytes = match (&file_bytes, f.size) {
-                (Some(b), Some(s)) if b.len() as u64 != s => {
-                    return Err(self.invalid(
-                        format!("{field}.size"),
-                        format!("the file has {} bytes, not {s}", b.len()),
-                    ));
-                }
-                (Some(b), _) => b.len() as u64,
-                (None, Some(s)) if s > 0 => s,
-                (None, _) => {
-                    return Err(self.invalid(
-                        format!("{field}.size"),
-                        "a positive size or a file is needed",
-                    ));
-                }
-            };
+            let plan = self.one_firmware(&field, f)?;
             if out
                 .iter()
                 .any(|o| o.product_id == f.product_id && o.version == f.version)
             {
                 return Err(self.invalid(format!("{field}.version"), "uploaded twice"));
             }
-            out.push(FirmwarePlan {
-                product_id: f.product_id.clone(),
-                version: f.version.clone(),
-                size_bytes,
-                seed: f.seed,
-                file_bytes,
-            });
+            out.push(plan);
         }
         Ok(out)
     }
 
-    fn gateway_ref(&self, field: String, g: Option<&String>, plan: &Plan) -> Res<DeviceId> {
+    /// One image: `size` bytes from `seed` (0 is a real, empty image), or a file's bytes.
+    pub(crate) fn one_firmware(&self, field: &str, f: &RawFirmware) -> Res<FirmwarePlan> {
+        let file_bytes = match &f.file {
+            None => None,
+            Some(name) => {
+                let at = self.path.parent().unwrap_or(Path::new(".")).join(name);
+                let bytes = std::fs::read(&at).map_err(|e| {
+                    self.invalid(format!("{field}.file"), format!("{}: {e}", at.display()))
+                })?;
+                Some(Arc::new(bytes))
+            }
+        };
+        let size_bytes = match (&file_bytes, f.size) {
+            (Some(b), Some(s)) if b.len() as u64 != s => {
+                return Err(self.invalid(
+                    format!("{field}.size"),
+                    format!("the file has {} bytes, not {s}", b.len()),
+                ));
+            }
+            (Some(b), _) => b.len() as u64,
+            (None, Some(s)) if s <= MAX_GENERATED_BYTES => s,
+            (None, Some(s)) => {
+                return Err(self.invalid(
+                    format!("{field}.size"),
+                    format!("{s} is over {MAX_GENERATED_BYTES} bytes; use a file"),
+                ));
+            }
+            (None, None) => {
+                return Err(self.invalid(format!("{field}.size"), "a size or a file is needed"));
+            }
+        };
+        Ok(FirmwarePlan {
+            product_id: f.product_id.clone(),
+            version: f.version.clone(),
+            size_bytes,
+            seed: f.seed,
+            file_bytes,
+        })
+    }
+
+    pub(crate) fn gateway_ref(
+        &self,
+        field: String,
+        g: Option<&String>,
+        plan: &Plan,
+    ) -> Res<DeviceId> {
         match g {
             Some(g) => {
                 let id = self.named(field.clone(), g)?;
@@ -185,72 +203,7 @@ impl Validator<'_> {
         }
     }
 
-    fn timeout(ms: Option<u64>) -> Duration {
-        ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis)
-    }
-
-    fn step(&self, i: usize, raw: RawStep, plan: &Plan) -> Res<Step> {
-        let field = |name: &str| format!("steps[{i}].{name}");
-        Ok(match raw {
-            RawStep::WaitOnline { timeout_ms } => Step::WaitOnline {
-                timeout: Self::timeout(timeout_ms),
-            },
-            RawStep::WaitTasks { timeout_ms } => Step::WaitTasks {
-                timeout: Self::timeout(timeout_ms),
-            },
-            RawStep::WaitUntil { until, timeout_ms } => Step::WaitUntil {
-                condition: self.condition(&field("until"), until, plan)?,
-                timeout: Self::timeout(timeout_ms),
-            },
-            RawStep::KillGateway { gateway } => {
-                Step::KillGateway(self.gateway_ref(field("gateway"), gateway.as_ref(), plan)?)
-            }
-            RawStep::StartGateway { gateway } => {
-                Step::StartGateway(self.gateway_ref(field("gateway"), gateway.as_ref(), plan)?)
-            }
-            RawStep::Kick { gateway } => {
-                Step::Kick(self.gateway_ref(field("gateway"), gateway.as_ref(), plan)?)
-            }
-            RawStep::AddCosFault { rule } => {
-                rule.validate()
-                    .map_err(|e| self.invalid(field("rule"), e))?;
-                Step::AddCosFault(rule)
-            }
-            RawStep::AdvanceCosClock { seconds } => {
-                Step::AdvanceCosClock(Duration::from_secs(seconds))
-            }
-            RawStep::AddHubFault { rule } => {
-                rule.validate()
-                    .map_err(|e| self.invalid(field("rule"), e))?;
-                Step::AddHubFault(rule)
-            }
-            RawStep::CancelTask { task } => self.cancel(i, task, plan)?,
-            RawStep::AdvanceHubClock { ms } => Step::AdvanceHubClock(Duration::from_millis(ms)),
-            RawStep::Push {
-                product_id,
-                version,
-                method,
-                devices,
-                from_versions,
-                options,
-            } => {
-                let push = self.push(
-                    i,
-                    (product_id, version),
-                    method,
-                    devices,
-                    from_versions,
-                    plan,
-                )?;
-                match options {
-                    None => Step::Push(push),
-                    Some(options) => Step::PushTask(fake_hub::TaskRequest { push, options }),
-                }
-            }
-        })
-    }
-
-    fn push(
+    pub(crate) fn push(
         &self,
         i: usize,
         (product_id, version): (String, String),
@@ -274,21 +227,6 @@ impl Validator<'_> {
             product_id,
             version,
         })
-    }
-
-    fn cancel(&self, i: usize, task: u64, plan: &Plan) -> Res<Step> {
-        let pushes = plan
-            .steps
-            .iter()
-            .filter(|s| matches!(s, Step::Push(_) | Step::PushTask(_)))
-            .count() as u64;
-        if task == 0 || task > pushes {
-            return Err(self.invalid(
-                format!("steps[{i}].task"),
-                format!("task {task} does not exist: {pushes} pushed before this step"),
-            ));
-        }
-        Ok(Step::CancelTask(task))
     }
 
     fn method(
@@ -333,7 +271,7 @@ impl Validator<'_> {
         })
     }
 
-    fn condition(&self, field: &str, raw: RawCondition, plan: &Plan) -> Res<Condition> {
+    pub(crate) fn condition(&self, field: &str, raw: RawCondition, plan: &Plan) -> Res<Condition> {
         let sub = |name: &str| format!("{field}.{name}");
         Ok(match raw {
             RawCondition::CosBytes { object, at_least } => Condition::CosBytes { object, at_least },

@@ -1,8 +1,9 @@
 //! Validating the `[expect]` table: every device known, every pattern and bound possible.
 
-use super::raw::{RawBounds, RawExpect};
+use super::raw::{RawBounds, RawCosRequest, RawExpect};
 use super::validate::{Res, Validator};
-use super::{Bounds, BurnerPlan, Expectations, Plan};
+use super::{Bounds, BurnerPlan, CosRequestExpect, Expectations, Plan};
+use crate::expect::{ReportPattern, ResultPattern};
 use otasim_protocol::DeviceId;
 
 impl Validator<'_> {
@@ -41,12 +42,18 @@ impl Validator<'_> {
             out.versions.insert(id, v);
         }
         for (k, v) in raw.reports {
-            for (i, r) in v.iter().enumerate() {
-                crate::expect::parse_report_pattern(r)
-                    .map_err(|e| self.invalid(format!("expect.reports.{k}[{i}]"), e))?;
-            }
-            out.reports
-                .insert(self.device_ref(format!("expect.reports.{k}"), &k, plan)?, v);
+            let patterns = v
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    ReportPattern::parse(r)
+                        .map_err(|e| self.invalid(format!("expect.reports.{k}[{i}]"), e))
+                })
+                .collect::<Res<Vec<_>>>()?;
+            out.reports.insert(
+                self.device_ref(format!("expect.reports.{k}"), &k, plan)?,
+                patterns,
+            );
         }
         for (k, v) in raw.online_results {
             out.online_results.insert(
@@ -67,8 +74,9 @@ impl Validator<'_> {
         }
         for (k, v) in raw.results {
             let field = format!("expect.results.{k}");
-            crate::expect::parse_result(&v).map_err(|e| self.invalid(field.clone(), e))?;
-            out.results.insert(self.device_ref(field, &k, plan)?, v);
+            let pattern = ResultPattern::parse(&v).map_err(|e| self.invalid(field.clone(), e))?;
+            out.results
+                .insert(self.device_ref(field, &k, plan)?, pattern);
         }
         for (k, v) in raw.bytes_downloaded {
             let field = format!("expect.bytes_downloaded.{k}");
@@ -81,7 +89,53 @@ impl Validator<'_> {
         if let Some(b) = raw.cos_requests {
             out.cos_requests = Some(self.bounds("expect.cos_requests".into(), b)?);
         }
+        for (k, v) in raw.update_commands {
+            let field = format!("expect.update_commands.{k}");
+            let id = self.device_ref(field.clone(), &k, plan)?;
+            out.update_commands.insert(id, self.bounds(field, v)?);
+        }
+        for (i, r) in raw.cos_request.into_iter().enumerate() {
+            out.cos_request.push(self.cos_request(i, r)?);
+        }
         Ok(out)
+    }
+
+    fn cos_request(&self, i: usize, r: RawCosRequest) -> Res<CosRequestExpect> {
+        let field = |name: &str| format!("expect.cos_request[{i}].{name}");
+        if r.nth == 0 {
+            return Err(self.invalid(field("nth"), "requests count from 1"));
+        }
+        if let Some(s) = r.status.filter(|s| !(100..=599).contains(s)) {
+            return Err(self.invalid(field("status"), format!("{s} is not an HTTP status")));
+        }
+        let range = match r.range.as_deref() {
+            None => None,
+            Some("none") => Some(None),
+            Some(h) if h.starts_with("bytes=") => Some(Some(h.to_owned())),
+            Some(h) => {
+                return Err(self.invalid(
+                    field("range"),
+                    format!("{h:?} is neither \"none\" nor a bytes=... header"),
+                ));
+            }
+        };
+        if r.range_start.is_none()
+            && range.is_none()
+            && r.status.is_none()
+            && r.gap_ms_at_least.is_none()
+        {
+            return Err(self.invalid(
+                field("nth"),
+                "say at least one of range_start, range, status, gap_ms_at_least",
+            ));
+        }
+        Ok(CosRequestExpect {
+            nth: r.nth,
+            range_start: r.range_start,
+            range,
+            status: r.status,
+            gap_ms_at_least: r.gap_ms_at_least,
+        })
     }
 
     /// A device can only end on its factory version, a pushed version of its product, or the

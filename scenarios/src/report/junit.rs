@@ -13,11 +13,16 @@ pub fn junit_xml(reports: &[RunReport], errors: &[(String, String)]) -> String {
             TestCaseStatus::success()
         } else {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(r.failures.first().cloned().unwrap_or_default());
+            s.set_message(
+                r.failures
+                    .first()
+                    .map(|f| f.to_string())
+                    .unwrap_or_default(),
+            );
             s.set_type("expectation");
             s.set_description(format!(
                 "{}\n\n{}",
-                r.failures.join("\n"),
+                r.failure_lines().join("\n"),
                 r.context.join("\n")
             ));
             s
@@ -40,6 +45,50 @@ pub fn junit_xml(reports: &[RunReport], errors: &[(String, String)]) -> String {
         suite.add_test_case(case);
     }
     let mut report = Report::new("otasim");
+    report.add_test_suite(suite);
+    report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- JUnit serialization failed: {e} -->"))
+}
+
+/// The JUnit XML of a qualification: skipped scenarios as skipped, with their reason.
+pub fn junit_qualification(gateway: &str, results: &[crate::qualify::Qualified]) -> String {
+    use crate::qualify::Verdict;
+    let mut suite = TestSuite::new(format!("otasim qualify {gateway}"));
+    for q in results {
+        let status = match q.verdict {
+            Verdict::Passed => TestCaseStatus::success(),
+            Verdict::Skipped => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(q.reason.clone());
+                s
+            }
+            Verdict::Failed | Verdict::Error => {
+                let kind = if q.verdict == Verdict::Failed {
+                    NonSuccessKind::Failure
+                } else {
+                    NonSuccessKind::Error
+                };
+                let mut s = TestCaseStatus::non_success(kind);
+                s.set_message(q.reason.clone());
+                if let Some(r) = &q.report {
+                    s.set_description(format!(
+                        "{}\n\n{}",
+                        r.failure_lines().join("\n"),
+                        r.context.join("\n")
+                    ));
+                }
+                s
+            }
+        };
+        let mut case = TestCase::new(q.name.clone(), status);
+        case.set_classname(q.path.clone());
+        if let Some(r) = &q.report {
+            case.set_time(Duration::from_millis(r.elapsed_ms));
+        }
+        suite.add_test_case(case);
+    }
+    let mut report = Report::new("otasim qualify");
     report.add_test_suite(suite);
     report
         .to_string()

@@ -1,11 +1,12 @@
-//! Reports of finished runs: JUnit XML for CI, a self-contained HTML sequence diagram per
-//! scenario, and the JSON of every run.
+//! Reports of finished runs: JUnit XML for CI, a self-contained HTML page per scenario with an
+//! SVG sequence diagram, an index page per set of runs, and the JSON of every run.
 
 mod html;
 mod junit;
+mod svg;
 
-pub use html::html_timeline;
-pub use junit::junit_xml;
+pub use html::{IndexEntry, html_index, html_timeline, page_name};
+pub use junit::{junit_qualification, junit_xml};
 
 use crate::run::RunReport;
 use serde::Serialize;

@@ -18,12 +18,16 @@ use tokio::net::TcpStream;
 struct MemStore(Mutex<BTreeMap<String, usize>>);
 
 impl FirmwareStore for MemStore {
-    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {
+    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), fake_hub::StoreError> {
         self.0.lock().unwrap().insert(object.into(), bytes.len());
         Ok(())
     }
 
-    fn signed_url(&self, object: &str, _valid_for: Duration) -> Result<String, String> {
+    fn signed_url(
+        &self,
+        object: &str,
+        _valid_for: Duration,
+    ) -> Result<String, fake_hub::StoreError> {
         Ok(format!("http://127.0.0.1:9/{object}"))
     }
 }
