@@ -86,7 +86,8 @@ impl JournalEntry {
                 while !text.is_char_boundary(at) {
                     at -= 1;
                 }
-                text.truncate(at);
+                // A fresh string: `truncate` would keep the whole allocation alive.
+                *text = text[..at].to_owned();
             }
         };
         cut("method", &mut self.method);
@@ -334,5 +335,58 @@ impl Recorder {
                 e.end = end;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: String) -> JournalEntry {
+        JournalEntry {
+            seq: 1,
+            client: SocketAddr::from(([127, 0, 0, 1], 1)),
+            method: "GET".into(),
+            path,
+            object: None,
+            attempt: 0,
+            range: Some("bytes=0-1".into()),
+            status: 400,
+            body_bytes_sent: 0,
+            fault: None,
+            end: ConnEnd::Complete,
+            full_len: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn long_fields_are_cut_with_their_length_and_release_their_memory() {
+        let cut = entry(format!("/{}", "é".repeat(30_000))).bounded();
+        assert!(cut.path.len() <= MAX_FIELD_BYTES && cut.path.len() >= MAX_FIELD_BYTES - 1);
+        assert!(
+            cut.path.capacity() <= MAX_FIELD_BYTES,
+            "the 60 KB buffer is not kept"
+        );
+        assert_eq!(cut.full_len["path"], 60_001);
+        assert!(!cut.full_len.contains_key("range"));
+        let short = entry("/fw.bin".into()).bounded();
+        assert!(short.full_len.is_empty());
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_entries_and_bounds_attempt_pairs() {
+        let journal = Journal::new(3);
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        for n in 0..(MAX_ATTEMPT_KEYS + 10) {
+            let name = ObjectName::parse(&format!("o{n}")).expect("valid");
+            let ticket = journal.begin(Some(&name), ip);
+            let mut e = entry("/x".into());
+            e.seq = ticket.seq;
+            journal.push(ticket, e);
+        }
+        let seqs: Vec<u64> = journal.snapshot().iter().map(|e| e.seq).collect();
+        let last = (MAX_ATTEMPT_KEYS + 10) as u64;
+        assert_eq!(seqs, [last - 2, last - 1, last]);
+        assert!(journal.lock().attempts.len() <= MAX_ATTEMPT_KEYS);
     }
 }

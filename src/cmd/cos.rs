@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use fake_cos::{Cos, CosConfig, JournalEntry, TlsIdentity};
+use fake_cos::{Cos, CosConfig, CosKey, JournalEntry, TlsIdentity};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -40,6 +40,18 @@ pub struct CosArgs {
     /// Do not print requests (the control API's journal still has them).
     #[arg(long)]
     quiet: bool,
+    /// Accept COS XML API signatures (`q-sign-*`, for PUT, GET and HEAD) made with this
+    /// SecretId:SecretKey pair, as cos-python-sdk-v5 sends them; repeatable.
+    #[arg(long = "key", value_name = "SECRETID:SECRETKEY", value_parser = parse_key)]
+    keys: Vec<CosKey>,
+    /// How many requests the journal keeps (the newest).
+    #[arg(long, value_name = "N")]
+    journal_capacity: Option<usize>,
+}
+
+fn parse_key(text: &str) -> Result<CosKey, String> {
+    let (id, key) = text.split_once(':').ok_or("expected SECRETID:SECRETKEY")?;
+    CosKey::new(id, key).map_err(|e| e.to_string())
 }
 
 pub(super) async fn run(args: CosArgs) -> anyhow::Result<ExitCode> {
@@ -58,6 +70,8 @@ pub(super) async fn run(args: CosArgs) -> anyhow::Result<ExitCode> {
     let config = CosConfig {
         public_host: args.public_host.clone(),
         tls: identity.clone(),
+        keys: args.keys.clone(),
+        journal_capacity: args.journal_capacity,
         ..CosConfig::default()
     };
     let cos = fake_cos::start(listener, config).await?;

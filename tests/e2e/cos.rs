@@ -373,6 +373,7 @@ async fn otasim_cos_serves_a_folder_prints_urls_and_each_request_until_sigterm()
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("fw.bin"), b"firmware bytes").expect("write");
     std::fs::write(dir.path().join("bad name.bin"), b"x").expect("write");
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("passwd")).expect("symlink");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_otasim"))
         .args(["cos", "--dir"])
         .arg(dir.path())
@@ -428,4 +429,8 @@ async fn otasim_cos_serves_a_folder_prints_urls_and_each_request_until_sigterm()
     err.read_to_string(&mut stderr).await.expect("stderr");
     assert!(stderr.contains("warning: skipping"), "{stderr}");
     assert!(stderr.contains("bad name.bin"), "{stderr}");
+    assert!(
+        stderr.contains("symbolic link out of the folder"),
+        "{stderr}"
+    );
 }
