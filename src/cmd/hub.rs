@@ -81,6 +81,15 @@ pub struct HubArgs {
     /// Do not print transcript lines.
     #[arg(long)]
     quiet: bool,
+    /// A bearer token the control API requires (`Authorization: Bearer TOKEN`; the console
+    /// takes it once as `/?token=TOKEN`). Without one on a non-loopback `--host`, a random
+    /// token is made and printed.
+    #[arg(long)]
+    api_token: Option<String>,
+    /// A host name that reaches this hub, besides its IP addresses and `localhost` (requests
+    /// naming any other Host are refused, against DNS rebinding; repeatable).
+    #[arg(long, value_name = "NAME")]
+    api_host_name: Vec<String>,
     /// Print an example fleet file and exit.
     #[arg(long)]
     example_fleet: bool,
@@ -246,6 +255,27 @@ struct Served {
     hub: Arc<Hub>,
     cos: Cos,
     api: fake_hub::api::ApiServer,
+    /// The control API's token, if it needs one.
+    token: Option<String>,
+}
+
+/// The token given, or a random one when the API listens beyond loopback.
+fn api_token(args: &HubArgs) -> anyhow::Result<Option<String>> {
+    if let Some(t) = &args.api_token {
+        anyhow::ensure!(
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
+            "--api-token: use letters, digits and -._~ only"
+        );
+        return Ok(Some(t.clone()));
+    }
+    if args.host.is_loopback() {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).context("making a random API token")?;
+    Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 async fn start(args: &HubArgs) -> anyhow::Result<Served> {
@@ -274,10 +304,16 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
         .await
         .context("starting the fake hub")?;
     let hub = Arc::new(hub);
-    let api = fake_hub::api::serve_with(
+    let token = api_token(args)?;
+    let access = fake_hub::api::ApiAccess {
+        token: token.clone(),
+        host_names: args.api_host_name.clone(),
+    };
+    let api = fake_hub::api::serve_guarded(
         bind(args.host, args.api_port, "API").await?,
         hub.clone(),
         crate::console::router(),
+        access,
     )
     .context("starting the control API")?;
     Ok(Served {
@@ -285,6 +321,7 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
         hub,
         cos,
         api,
+        token,
     })
 }
 
@@ -342,7 +379,13 @@ fn print_banner(served: &Served) {
     );
     say!("MQTT:        tcp://{mqtt}");
     say!("firmware:    http://{}/OBJECT?sign=...", served.public_host);
-    say!("console:     http://{api}/");
+    match &served.token {
+        Some(t) => {
+            say!("console:     http://{api}/?token={t}");
+            say!("API token:   Authorization: Bearer {t}");
+        }
+        None => say!("console:     http://{api}/"),
+    }
     say!("control API: http://{api}/api/devices");
     say!("live events: http://{api}/api/events");
 }
