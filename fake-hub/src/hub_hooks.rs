@@ -137,6 +137,16 @@ impl BrokerHooks for HubCore {
         self.bump();
     }
 
+    fn on_protocol_violation(&self, client_id: &str, detail: &str) {
+        let mut state = self.lock();
+        self.event(
+            &mut state,
+            client_id,
+            "protocol violation",
+            detail.to_owned(),
+        );
+    }
+
     fn on_will(&self, client_id: &str, topic: &str, payload: &[u8]) -> bool {
         // Checked again: authorized at CONNECT, the topology may have changed since.
         if !self.allow_publish(client_id, topic) {

@@ -95,7 +95,12 @@ impl Handler for HookAdapter {
             }
             Parameter::MessagePublishCheckAcl(session, publish) => {
                 let client_id: &str = &session.id.client_id;
-                let result = if self.hooks.allow_publish(client_id, &publish.topic) {
+                let result = if publish.topic.contains(['+', '#']) {
+                    // MQTT-3.3.2-2: a topic name has no wildcards; the codec lets it through.
+                    let detail = format!("PUBLISH to the wildcard topic {}", publish.topic);
+                    self.hooks.on_protocol_violation(client_id, &detail);
+                    PublishAclResult::rejected(true, None)
+                } else if self.hooks.allow_publish(client_id, &publish.topic) {
                     self.hooks.on_publish(
                         client_id,
                         &publish.topic,

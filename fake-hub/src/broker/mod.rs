@@ -121,6 +121,10 @@ pub(crate) trait BrokerHooks: Send + Sync + 'static {
     /// `other: ...` with rmqtt's description.
     fn on_disconnected(&self, _client_id: &str, _reason: &str) {}
 
+    /// A client broke the MQTT protocol in a way the codec lets through (a PUBLISH to a
+    /// wildcard topic); the broker disconnects it.
+    fn on_protocol_violation(&self, _client_id: &str, _detail: &str) {}
+
     /// The broker is about to publish a client's Last Will (its connection died). `true`
     /// delivers it; `false` diverts it to a topic nobody may subscribe to. The publish ACL
     /// never sees wills, so this is the only check at send time.
