@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Method;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -11,26 +12,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
+use crate::auth::qsign::{self, Canonical, Window};
+use crate::auth::{CosKey, Keys};
 use crate::clock::CosClock;
-use crate::config::{CosConfig, CosPlan};
-use crate::fault::{FaultRule, InstalledRule, RuleGuard, RuleId, RuleSet};
+use crate::config::CosConfig;
+use crate::fault::{FaultRule, InstalledRule, RuleGuard, RuleId};
 use crate::journal::{Journal, JournalEntry};
 use crate::name::ObjectName;
+use crate::shared::Shared;
 use crate::store::{ObjectInfo, Store, StoredObject};
 use crate::{CosError, server, sign};
-
-/// State shared by the handle and every task of one instance.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) plan: CosPlan,
-    pub(crate) addr: SocketAddr,
-    pub(crate) clock: CosClock,
-    pub(crate) store: Store,
-    pub(crate) rules: Arc<RuleSet>,
-    pub(crate) journal: Arc<Journal>,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) tracker: TaskTracker,
-}
 
 /// Cancels the instance when the last handle goes away.
 #[derive(Debug)]
@@ -53,9 +44,26 @@ pub struct Cos {
     _lifecycle: Option<Arc<Lifecycle>>,
 }
 
+/// The longest validity a signed or presigned URL may have: 100 years, as COS allows signatures
+/// "a long time (for example, 50 years)" ahead.
+pub const MAX_URL_VALIDITY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + valid_for` in unix seconds, refused past [`MAX_URL_VALIDITY`] (never wrapping).
+fn expiry(now_unix: u64, valid_for: Duration) -> Result<u64, CosError> {
+    if valid_for > MAX_URL_VALIDITY {
+        return Err(CosError::ValidityTooLong {
+            secs: valid_for.as_secs(),
+            max_secs: MAX_URL_VALIDITY.as_secs(),
+        });
+    }
+    Ok(now_unix.saturating_add(valid_for.as_secs()))
+}
+
 /// Starts a fake COS on an already-bound listener.
 pub async fn start(listener: TcpListener, config: CosConfig) -> Result<Cos, CosError> {
-    let plan = config.plan()?;
+    let mut plan = config.plan()?;
+    let plan_keys = std::mem::take(&mut plan.keys);
+    let journal = Arc::new(Journal::new(plan.journal_capacity));
     let addr = listener.local_addr().map_err(CosError::LocalAddr)?;
     let shutdown = CancellationToken::new();
     let shared = Arc::new(Shared {
@@ -63,8 +71,9 @@ pub async fn start(listener: TcpListener, config: CosConfig) -> Result<Cos, CosE
         addr,
         clock: CosClock::default(),
         store: Store::default(),
+        keys: Keys::new(plan_keys),
         rules: Arc::default(),
-        journal: Arc::default(),
+        journal,
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),
     });
@@ -118,11 +127,69 @@ impl Cos {
     /// A URL for `name` that is valid for `valid_for` from now on the instance clock:
     /// `http://{host}/{name}?sign={hex}&t={unix expiry}` (`https` with TLS). The host is the
     /// configured `public_host`, else the listener's address, without the port if it is the
-    /// scheme's default.
+    /// scheme's default. `valid_for` may be at most [`MAX_URL_VALIDITY`].
     pub fn signed_url(&self, name: &str, valid_for: Duration) -> Result<String, CosError> {
         let name = ObjectName::parse(name)?;
-        let expires = self.shared.clock.now_unix() + valid_for.as_secs();
+        let expires = expiry(self.shared.clock.now_unix(), valid_for)?;
         let sign = sign::sign(&self.shared.plan.secret, &name, expires);
+        let (scheme, host) = self.url_base();
+        Ok(format!("{scheme}://{host}/{name}?sign={sign}&t={expires}"))
+    }
+
+    /// A presigned COS XML API URL for `method` (`PUT`, `GET` or `HEAD`) on `name`, signed
+    /// with `key` as `cos-python-sdk-v5`'s `get_presigned_url` does (`q-sign-*` in the query,
+    /// `host` signed), valid from a minute ago on the instance clock until `valid_for` from
+    /// now (at most [`MAX_URL_VALIDITY`]). `key` must be one the instance accepts.
+    pub fn presigned_url(
+        &self,
+        method: &Method,
+        name: &str,
+        key: &CosKey,
+        valid_for: Duration,
+    ) -> Result<String, CosError> {
+        let name = ObjectName::parse(name)?;
+        if ![Method::PUT, Method::GET, Method::HEAD].contains(method) {
+            return Err(CosError::Config {
+                field: "method",
+                reason: format!("{method} cannot be presigned (PUT, GET or HEAD)"),
+            });
+        }
+        if !self.shared.keys.holds(key) {
+            return Err(CosError::UnknownKey(key.secret_id().to_owned()));
+        }
+        let now = self.shared.clock.now_unix();
+        let window = Window {
+            start: now.saturating_sub(60),
+            end: expiry(now, valid_for)?,
+        };
+        let (scheme, host) = self.url_base();
+        let canonical = Canonical {
+            method: method.as_str().to_owned(),
+            path: format!("/{name}"),
+            params: Vec::new(),
+            headers: vec![("host".to_owned(), qsign::quote(host.as_bytes()))],
+        };
+        let query = qsign::presign_query(key.secret_id(), key.secret_key(), window, &canonical);
+        Ok(format!("{scheme}://{host}/{name}?{query}"))
+    }
+
+    /// [`Cos::presigned_url`] for a `PUT`: the upload URL a cloud API hands out.
+    pub fn presigned_put_url(
+        &self,
+        name: &str,
+        key: &CosKey,
+        valid_for: Duration,
+    ) -> Result<String, CosError> {
+        self.presigned_url(&Method::PUT, name, key, valid_for)
+    }
+
+    /// Accepts `key`'s signatures from now on (replacing a pair with the same SecretId).
+    pub fn add_key(&self, key: CosKey) {
+        self.shared.keys.add(key);
+    }
+
+    /// The scheme and the host (with a non-default port) URLs are written with.
+    fn url_base(&self) -> (&'static str, String) {
         let scheme = if self.is_tls() { "https" } else { "http" };
         let default_port = if self.is_tls() { 443 } else { 80 };
         let addr = self.shared.addr;
@@ -135,7 +202,7 @@ impl Cos {
             },
             None => addr.to_string(),
         };
-        Ok(format!("{scheme}://{host}/{name}?sign={sign}&t={expires}"))
+        (scheme, host)
     }
 
     /// Whether the firmware listener speaks HTTPS.
@@ -175,14 +242,20 @@ impl Cos {
         self.shared.rules.clear();
     }
 
-    /// Every request so far, in arrival order.
+    /// Every request still in the journal (the newest `journal_capacity`), in arrival order.
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.shared.journal.snapshot()
     }
 
-    /// The requests numbered above `seq`, in arrival order (`0` for all).
+    /// The requests still in the journal numbered above `seq`, in arrival order (`0` for all).
     pub fn journal_since(&self, seq: u64) -> Vec<JournalEntry> {
-        self.shared.journal.since(seq)
+        self.shared.journal.page(seq, usize::MAX)
+    }
+
+    /// At most `limit` requests numbered above `seq`, oldest first: one page of the journal;
+    /// the next page starts after the last `seq` returned.
+    pub fn journal_page(&self, seq: u64, limit: usize) -> Vec<JournalEntry> {
+        self.shared.journal.page(seq, limit)
     }
 
     /// A live feed of the journal: each entry is sent when its answer is decided (usually
@@ -217,11 +290,11 @@ impl Cos {
             .unwrap_or(Err(CosError::JournalTimeout(timeout)))
     }
 
-    /// Forgets objects, rules, the journal, request numbers and attempt counts, and sets the
-    /// clock back to real time.
+    /// Forgets rules, the journal, request numbers and attempt counts, and sets the clock back
+    /// to real time. Objects stay: what is served (a `--dir` folder, uploaded firmware) is
+    /// never dropped by a reset; [`Cos::delete_object`] removes one.
     pub fn reset(&self) {
         self.shared.clock.set_offset_ms(0);
-        self.shared.store.clear();
         self.shared.rules.clear();
         self.shared.journal.clear();
     }

@@ -17,8 +17,8 @@ pub enum CosError {
     #[error("fake COS listener has no local address")]
     LocalAddr(#[source] std::io::Error),
     /// The random signing secret could not be drawn from the OS.
-    #[error("could not draw a random signing secret: {0}")]
-    Random(String),
+    #[error("could not draw a random signing secret")]
+    Random(#[source] getrandom::Error),
     /// A configuration field is invalid.
     #[error("invalid fake COS config field `{field}`: {reason}")]
     Config {
@@ -28,11 +28,25 @@ pub enum CosError {
         reason: String,
     },
     /// A fault rule refers to something invalid.
-    #[error("invalid fault rule: {0}")]
-    InvalidRule(String),
+    #[error("invalid fault rule: {field}: {reason}")]
+    InvalidRule {
+        /// The offending field, e.g. `verdict.code`.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: &'static str,
+        /// The underlying error, e.g. an invalid object name.
+        #[source]
+        source: Option<Box<CosError>>,
+    },
     /// The TLS identity could not be made or loaded.
-    #[error("TLS setup failed: {0}")]
-    Tls(String),
+    #[error("TLS setup failed: {what}")]
+    Tls {
+        /// The step that failed, e.g. `server certificate`.
+        what: &'static str,
+        /// What the TLS library said.
+        #[source]
+        source: TlsError,
+    },
     /// The control API listener could not report its address.
     #[error("control API listener has no local address")]
     AdminAddr(#[source] std::io::Error),
@@ -44,7 +58,29 @@ pub enum CosError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A URL was asked to stay valid longer than [`MAX_URL_VALIDITY`](crate::MAX_URL_VALIDITY).
+    #[error("valid_secs: {secs} is more than the maximum of {max_secs} seconds")]
+    ValidityTooLong {
+        /// The validity asked for, in seconds.
+        secs: u64,
+        /// The maximum, in seconds.
+        max_secs: u64,
+    },
+    /// A presigned URL was asked for with a key pair the instance does not accept.
+    #[error("SecretId {0:?} is not one of this fake COS's keys (add it with Cos::add_key)")]
+    UnknownKey(String),
     /// A journal condition did not hold before the deadline.
     #[error("journal condition not met within {0:?}")]
     JournalTimeout(Duration),
+}
+
+/// The library error behind [`CosError::Tls`].
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Making a key or certificate failed.
+    #[error(transparent)]
+    Certificate(#[from] rcgen::Error),
+    /// rustls refused the configuration.
+    #[error(transparent)]
+    Config(#[from] rustls::Error),
 }

@@ -17,12 +17,15 @@ pub struct FolderLoad {
 impl Cos {
     /// Stores every regular file directly in `dir` as an object named after the file; entries
     /// whose name is not a valid object name, subfolders and unreadable files are skipped and
-    /// listed. Symbolic links are followed. Fails only if `dir` itself cannot be listed.
+    /// listed. A symbolic link is followed only to a regular file inside `dir`: one that leads
+    /// out of the folder (to `/etc/passwd`, say) is skipped, so serving a folder never serves
+    /// more than the folder. Fails only if `dir` itself cannot be listed.
     pub fn put_dir(&self, dir: &Path) -> Result<FolderLoad, CosError> {
         let folder_error = |source| CosError::Folder {
             path: dir.to_owned(),
             source,
         };
+        let root = std::fs::canonicalize(dir).map_err(folder_error)?;
         let mut paths = std::fs::read_dir(dir)
             .map_err(folder_error)?
             .map(|entry| entry.map(|e| e.path()))
@@ -31,7 +34,7 @@ impl Cos {
         paths.sort();
         let mut load = FolderLoad::default();
         for path in paths {
-            match self.put_file(&path) {
+            match self.put_file(&root, &path) {
                 Ok(info) => load.loaded.push(info),
                 Err(reason) => load.skipped.push((path, reason)),
             }
@@ -40,17 +43,26 @@ impl Cos {
         Ok(load)
     }
 
-    fn put_file(&self, path: &Path) -> Result<ObjectInfo, String> {
+    fn put_file(&self, root: &Path, path: &Path) -> Result<ObjectInfo, String> {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or("the file name is not UTF-8")?;
         ObjectName::parse(name).map_err(|e| e.to_string())?;
-        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        // The file the entry really is, links resolved; read by that path so a link swapped
+        // after this check cannot redirect the read.
+        let target = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
+        if !target.starts_with(root) {
+            return Err(format!(
+                "a symbolic link out of the folder (to {}): not served",
+                target.display()
+            ));
+        }
+        let meta = std::fs::symlink_metadata(&target).map_err(|e| e.to_string())?;
         if !meta.is_file() {
             return Err("not a regular file".into());
         }
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(&target).map_err(|e| e.to_string())?;
         self.put_object(name, bytes).map_err(|e| e.to_string())
     }
 }

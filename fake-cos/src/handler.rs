@@ -1,5 +1,7 @@
-//! Answering one request: name, faults, signature, object, range, in that order.
+//! Answering one request. Reads: name, faults, signature, object, range, in that order;
+//! writes (`PUT`) go to [`crate::put`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -10,16 +12,17 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use tracing::{debug, warn};
 
+use crate::auth::{self, Accept, SignedRequest};
 use crate::body::{DirectBody, Pump};
-use crate::cos::Shared;
 use crate::fault::delivery::Delivery;
 use crate::fault::{FiredRule, RuleInput, Verdict, framing};
 use crate::io::ConnCtl;
 use crate::journal::{ConnEnd, JournalEntry, Recorder, Ticket};
 use crate::name::ObjectName;
+use crate::put::{self, PutRequest};
 use crate::range::{self, Selection};
 use crate::response::{self as resp, Answer, AnswerBody, xml_error};
-use crate::sign::{self, SignatureCheck};
+use crate::shared::Shared;
 use crate::store::{ObjectInfo, StoredObject};
 
 /// What the handler knows about the connection a request came on.
@@ -37,6 +40,7 @@ struct Request {
     query: Option<String>,
     range: Option<String>,
     if_range: Option<String>,
+    headers: HeaderMap,
 }
 
 impl Request {
@@ -53,6 +57,16 @@ impl Request {
             query: uri.query().map(str::to_owned),
             range: text(header::RANGE),
             if_range: text(header::IF_RANGE),
+            headers: headers.clone(),
+        }
+    }
+
+    fn signed(&self) -> SignedRequest<'_> {
+        SignedRequest {
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            headers: &self.headers,
         }
     }
 }
@@ -64,12 +78,26 @@ pub(crate) async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response {
     let req = Request::new(method, &uri, &headers);
     let name = ObjectName::parse(req.path.strip_prefix('/').unwrap_or(&req.path)).ok();
     let ticket = shared.journal.begin(name.as_ref(), conn.peer.ip());
     let request_id = format!("fakecos-{:08x}", ticket.seq);
-    let (mut answer, fault) = decide(&shared, &req, name.as_ref(), ticket, &request_id);
+    let (mut answer, fault) = match (&req.method, &name) {
+        (&Method::PUT, Some(name)) => {
+            let put = PutRequest {
+                path: &req.path,
+                query: req.query.as_deref(),
+                headers: &req.headers,
+            };
+            (
+                put::answer(&shared, put, name, body, &request_id).await,
+                None,
+            )
+        }
+        _ => decide(&shared, &req, name.as_ref(), ticket, &request_id),
+    };
     if req.method == Method::HEAD {
         answer.body = AnswerBody::Empty;
     }
@@ -94,6 +122,7 @@ pub(crate) async fn handle(
             body_bytes_sent,
             fault,
             end,
+            full_len: BTreeMap::new(),
         },
     );
     into_response(&shared, &conn, ticket, answer)
@@ -137,7 +166,7 @@ fn decide(
     ticket: Ticket,
     request_id: &str,
 ) -> (Answer, Option<FiredRule>) {
-    if req.method != Method::GET && req.method != Method::HEAD {
+    if req.method != Method::GET && req.method != Method::HEAD && req.method != Method::PUT {
         return (
             xml_error(resp::METHOD_NOT_ALLOWED, &req.path, request_id),
             None,
@@ -168,12 +197,16 @@ fn answer_object(
         return answer;
     }
     let now = shared.clock.now_unix();
-    match sign::check(&shared.plan.secret, name, req.query.as_deref(), now) {
-        SignatureCheck::Valid => {}
-        SignatureCheck::Mismatch => {
-            return xml_error(resp::SIGNATURE_MISMATCH, &req.path, request_id);
-        }
-        SignatureCheck::Expired => return xml_error(resp::EXPIRED, &req.path, request_id),
+    let checked = auth::check(
+        &shared.keys,
+        &shared.plan.secret,
+        req.signed(),
+        name,
+        now,
+        Accept::QSignOrDownloadUrl,
+    );
+    if let Err(refusal) = checked {
+        return xml_error(resp::code_for_refusal(refusal), &req.path, request_id);
     }
     if let Some(with) = verdict.and_then(Verdict::replacement) {
         replace(shared, name, with);

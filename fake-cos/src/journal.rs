@@ -1,7 +1,11 @@
 //! The journal: one entry per request, updated as its body goes out, so a test can tell exactly
 //! what each client was sent and how its connection ended.
+//!
+//! It is a bounded ring (the newest [`CosConfig::journal_capacity`](crate::CosConfig) entries),
+//! and fields a client controls are stored cut to [`MAX_FIELD_BYTES`] with their full length
+//! beside them, so no client can grow the server's memory by sending more or longer requests.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,13 +45,13 @@ pub struct JournalEntry {
     pub client: SocketAddr,
     /// The request method.
     pub method: String,
-    /// The request path as received, not decoded.
+    /// The request path as received, not decoded; cut to [`MAX_FIELD_BYTES`] (see `full_len`).
     pub path: String,
     /// The object name, if the path held a valid one.
     pub object: Option<String>,
     /// 1-based request count for (object, client IP), this one included; 0 without an object.
     pub attempt: u32,
-    /// The `Range` header exactly as asked.
+    /// The `Range` header exactly as asked; cut to [`MAX_FIELD_BYTES`] (see `full_len`).
     pub range: Option<String>,
     /// The status sent.
     pub status: u16,
@@ -57,6 +61,41 @@ pub struct JournalEntry {
     pub fault: Option<FiredRule>,
     /// How the response ended.
     pub end: ConnEnd,
+    /// The full length in bytes of each field stored cut (`method`, `path`, `range`); empty
+    /// when nothing was.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub full_len: BTreeMap<String, u64>,
+}
+
+/// The longest a client-controlled field is stored, in bytes.
+pub const MAX_FIELD_BYTES: usize = 1024;
+
+/// Entries kept unless configured otherwise.
+pub const DEFAULT_JOURNAL_CAPACITY: usize = 10_000;
+
+/// (object, client) pairs whose attempts are counted at once; past it the old ones are forgotten.
+const MAX_ATTEMPT_KEYS: usize = 65_536;
+
+impl JournalEntry {
+    /// Cuts `method`, `path` and `range` to [`MAX_FIELD_BYTES`], noting their full lengths.
+    pub(crate) fn bounded(mut self) -> Self {
+        let mut cut = |name: &str, text: &mut String| {
+            if text.len() > MAX_FIELD_BYTES {
+                self.full_len.insert(name.to_owned(), text.len() as u64);
+                let mut at = MAX_FIELD_BYTES;
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                text.truncate(at);
+            }
+        };
+        cut("method", &mut self.method);
+        cut("path", &mut self.path);
+        if let Some(range) = &mut self.range {
+            cut("range", range);
+        }
+        self
+    }
 }
 
 impl fmt::Display for ConnEnd {
@@ -82,6 +121,9 @@ impl fmt::Display for JournalEntry {
             "#{} {} {} {}",
             self.seq, self.client, self.method, self.path
         )?;
+        if let Some(len) = self.full_len.get("path") {
+            write!(f, "...({len} bytes)")?;
+        }
         if let Some(range) = &self.range {
             write!(f, " range={range}")?;
         }
@@ -112,8 +154,15 @@ pub(crate) struct Ticket {
 struct State {
     generation: u64,
     next_seq: u64,
-    entries: Vec<JournalEntry>,
-    attempts: HashMap<(ObjectName, IpAddr), u32>,
+    entries: VecDeque<JournalEntry>,
+    attempts: HashMap<(ObjectName, IpAddr), Attempts>,
+}
+
+/// Attempts on one (object, client IP), and when the pair was last seen (a request number).
+#[derive(Debug, Default, Clone, Copy)]
+struct Attempts {
+    count: u32,
+    last_seq: u64,
 }
 
 /// How many live entries a slow subscriber may fall behind before it skips some.
@@ -123,6 +172,7 @@ const LIVE_CAPACITY: usize = 4096;
 /// entries as they start and end.
 #[derive(Debug)]
 pub(crate) struct Journal {
+    capacity: usize,
     state: Mutex<State>,
     version: watch::Sender<u64>,
     live: broadcast::Sender<JournalEntry>,
@@ -130,23 +180,35 @@ pub(crate) struct Journal {
 
 impl Default for Journal {
     fn default() -> Self {
+        Self::new(DEFAULT_JOURNAL_CAPACITY)
+    }
+}
+
+impl Journal {
+    /// A journal keeping the newest `capacity` entries (at least one).
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
+            capacity: capacity.max(1),
             state: Mutex::default(),
             version: watch::Sender::new(0),
             live: broadcast::Sender::new(LIVE_CAPACITY),
         }
     }
-}
 
-impl Journal {
     /// Numbers a new request and counts it as an attempt on `object` from `ip`.
     pub(crate) fn begin(&self, object: Option<&ObjectName>, ip: IpAddr) -> Ticket {
         let mut state = self.lock();
-        state.next_seq += 1;
+        state.next_seq = state.next_seq.saturating_add(1);
+        let seq = state.next_seq;
         let attempt = object.map_or(0, |name| {
-            let count = state.attempts.entry((name.clone(), ip)).or_default();
-            *count += 1;
-            *count
+            let key = (name.clone(), ip);
+            if !state.attempts.contains_key(&key) && state.attempts.len() >= MAX_ATTEMPT_KEYS {
+                forget_old_pairs(&mut state.attempts, seq);
+            }
+            let attempts = state.attempts.entry(key).or_default();
+            attempts.count = attempts.count.saturating_add(1);
+            attempts.last_seq = seq;
+            attempts.count
         });
         Ticket {
             generation: state.generation,
@@ -156,6 +218,7 @@ impl Journal {
     }
 
     pub(crate) fn push(&self, ticket: Ticket, entry: JournalEntry) {
+        let entry = entry.bounded();
         {
             let mut state = self.lock();
             if state.generation != ticket.generation {
@@ -165,6 +228,9 @@ impl Journal {
             // Sent under the lock, so subscribers see entries in the order they were stored.
             let _no_subscriber_is_fine = self.live.send(entry.clone());
             state.entries.insert(at, entry);
+            while state.entries.len() > self.capacity {
+                state.entries.pop_front();
+            }
         }
         self.version.send_modify(|v| *v += 1);
     }
@@ -190,7 +256,7 @@ impl Journal {
     }
 
     pub(crate) fn snapshot(&self) -> Vec<JournalEntry> {
-        self.lock().entries.clone()
+        self.lock().entries.iter().cloned().collect()
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
@@ -201,11 +267,11 @@ impl Journal {
         self.live.subscribe()
     }
 
-    /// Entries with a sequence number above `seq`.
-    pub(crate) fn since(&self, seq: u64) -> Vec<JournalEntry> {
+    /// At most `limit` entries with a sequence number above `seq`, oldest first.
+    pub(crate) fn page(&self, seq: u64, limit: usize) -> Vec<JournalEntry> {
         let state = self.lock();
         let at = state.entries.partition_point(|e| e.seq <= seq);
-        state.entries[at..].to_vec()
+        state.entries.range(at..).take(limit).cloned().collect()
     }
 
     /// Forgets entries, request numbers and attempt counts.
@@ -226,6 +292,14 @@ impl Journal {
             .lock()
             .expect("journal lock is never held across a panic")
     }
+}
+
+/// Forgets the pairs not seen in the last `MAX_ATTEMPT_KEYS / 2` requests (at least half of
+/// them, since each request touches one pair), so the map stays bounded under a flood of names
+/// or clients at an amortized constant cost.
+fn forget_old_pairs(attempts: &mut HashMap<(ObjectName, IpAddr), Attempts>, seq: u64) {
+    let keep_after = seq.saturating_sub((MAX_ATTEMPT_KEYS / 2) as u64);
+    attempts.retain(|_, a| a.last_seq > keep_after);
 }
 
 /// Updates one entry as its body goes out.

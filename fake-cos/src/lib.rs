@@ -32,6 +32,7 @@
 //! ```
 
 mod admin;
+mod auth;
 mod body;
 mod clock;
 mod config;
@@ -43,20 +44,23 @@ mod handler;
 mod io;
 mod journal;
 mod name;
+mod put;
 mod range;
 mod response;
 mod server;
+mod shared;
 mod sign;
 mod store;
 mod tls;
 
 pub use admin::Admin;
+pub use auth::CosKey;
 pub use clock::CosClock;
-pub use config::CosConfig;
-pub use cos::{Cos, start};
-pub use error::CosError;
+pub use config::{CosConfig, DEFAULT_MAX_OBJECT_BYTES};
+pub use cos::{Cos, MAX_URL_VALIDITY, start};
+pub use error::{CosError, TlsError};
 pub use fault::{FaultRule, FiredRule, Fires, InstalledRule, RuleGuard, RuleId, Selector, Verdict};
 pub use folder::FolderLoad;
-pub use journal::{ConnEnd, JournalEntry};
+pub use journal::{ConnEnd, DEFAULT_JOURNAL_CAPACITY, JournalEntry, MAX_FIELD_BYTES};
 pub use store::ObjectInfo;
 pub use tls::TlsIdentity;

@@ -3,6 +3,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use bytes::Bytes;
 
+use crate::auth::Refusal;
 use crate::fault::delivery::Delivery;
 
 /// What the handler decided to send.
@@ -47,6 +48,41 @@ pub(crate) const EXPIRED: CosErrorCode = CosErrorCode {
     code: "AccessDenied",
     message: "Request has expired",
 };
+pub(crate) const ACCESS_DENIED: CosErrorCode = CosErrorCode {
+    status: StatusCode::FORBIDDEN,
+    code: "AccessDenied",
+    message: "Access Denied.",
+};
+pub(crate) const INVALID_ACCESS_KEY_ID: CosErrorCode = CosErrorCode {
+    status: StatusCode::FORBIDDEN,
+    code: "InvalidAccessKeyId",
+    message: "The Access Key Id you provided does not exist in our records.",
+};
+pub(crate) const TIME_TOO_SKEWED: CosErrorCode = CosErrorCode {
+    status: StatusCode::FORBIDDEN,
+    code: "RequestTimeTooSkewed",
+    message: "The difference between the request time and the server's time is too large.",
+};
+pub(crate) const ENTITY_TOO_LARGE: CosErrorCode = CosErrorCode {
+    status: StatusCode::BAD_REQUEST,
+    code: "EntityTooLarge",
+    message: "Your proposed upload exceeds the maximum allowed object size.",
+};
+pub(crate) const BAD_DIGEST: CosErrorCode = CosErrorCode {
+    status: StatusCode::BAD_REQUEST,
+    code: "BadDigest",
+    message: "The Content-MD5 you specified did not match what we received.",
+};
+pub(crate) const INVALID_DIGEST: CosErrorCode = CosErrorCode {
+    status: StatusCode::BAD_REQUEST,
+    code: "InvalidDigest",
+    message: "The Content-MD5 you specified is not valid.",
+};
+pub(crate) const INCOMPLETE_BODY: CosErrorCode = CosErrorCode {
+    status: StatusCode::BAD_REQUEST,
+    code: "IncompleteBody",
+    message: "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+};
 pub(crate) const INVALID_URI: CosErrorCode = CosErrorCode {
     status: StatusCode::BAD_REQUEST,
     code: "InvalidURI",
@@ -62,6 +98,17 @@ pub(crate) const INVALID_RANGE: CosErrorCode = CosErrorCode {
     code: "InvalidRange",
     message: "The requested range is not satisfiable",
 };
+
+/// The COS error a refused credential answers with.
+pub(crate) fn code_for_refusal(refusal: Refusal) -> CosErrorCode {
+    match refusal {
+        Refusal::Anonymous => ACCESS_DENIED,
+        Refusal::Mismatch => SIGNATURE_MISMATCH,
+        Refusal::UnknownKey => INVALID_ACCESS_KEY_ID,
+        Refusal::Expired => EXPIRED,
+        Refusal::NotYetValid => TIME_TOO_SKEWED,
+    }
+}
 
 /// The COS error code an injected status answers with.
 pub(crate) fn code_for_status(status: StatusCode) -> CosErrorCode {

@@ -72,10 +72,6 @@ impl Store {
         self.lock().values().map(|o| o.info.clone()).collect()
     }
 
-    pub(crate) fn clear(&self) {
-        self.lock().clear();
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ObjectName, Arc<StoredObject>>> {
         self.objects
             .lock()

@@ -24,7 +24,10 @@ struct Inner {
 }
 
 fn tls_error(what: &'static str) -> impl FnOnce(rcgen::Error) -> CosError {
-    move |e| CosError::Tls(format!("{what}: {e}"))
+    move |e| CosError::Tls {
+        what,
+        source: e.into(),
+    }
 }
 
 impl TlsIdentity {
@@ -83,10 +86,16 @@ impl TlsIdentity {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.inner.server_key_der.clone()));
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| CosError::Tls(format!("protocol versions: {e}")))?
+            .map_err(|e| CosError::Tls {
+                what: "protocol versions",
+                source: e.into(),
+            })?
             .with_no_client_auth()
             .with_single_cert(vec![self.inner.server_der.clone()], key)
-            .map_err(|e| CosError::Tls(format!("server certificate: {e}")))?;
+            .map_err(|e| CosError::Tls {
+                what: "server certificate",
+                source: e.into(),
+            })?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }

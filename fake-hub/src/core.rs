@@ -49,6 +49,8 @@ pub(crate) struct State {
     pub(crate) suback_holds: BTreeMap<(String, String), Hold>,
     /// Bind signatures already used, as (timestamp, subdevice, random): each binds once.
     pub(crate) used_binds: BTreeSet<(i64, DeviceId, i64)>,
+    /// Custom topics each product declares, with their permission.
+    pub(crate) custom_topics: crate::acl::CustomTopics,
 }
 
 pub(crate) struct HubCore {
@@ -172,13 +174,42 @@ impl HubCore {
 
     /// Publishes to a device's topic and records it.
     pub(crate) fn send(&self, state: &mut State, topic: &Topic, payload: Vec<u8>, qos: u8) {
-        let client_id = topic.device().client_id();
-        let topic_text = topic.to_string();
-        crate::strict::check_publish(self, state, &client_id, &topic_text, payload.len());
+        self.send_to(state, topic.device(), &topic.to_string(), payload, qos);
+    }
+
+    /// Publishes on any topic of `device`'s space and records it.
+    pub(crate) fn send_to(
+        &self,
+        state: &mut State,
+        device: &DeviceId,
+        topic_text: &str,
+        payload: Vec<u8>,
+        qos: u8,
+    ) {
+        let client_id = device.client_id();
+        crate::strict::check_publish(self, state, &client_id, topic_text, payload.len());
         let text = String::from_utf8_lossy(&payload).into_owned();
-        self.record(state, Direction::Out, &client_id, &topic_text, text);
+        self.record(state, Direction::Out, &client_id, topic_text, text);
         match self.broker.get() {
-            Some(b) => b.publish(&topic_text, payload, qos),
+            Some(b) => b.publish(topic_text, payload, qos),
+            None => warn!("hub publish before the broker is attached"),
+        }
+    }
+
+    /// Publishes to any topic (the Cloud API's PublishMessage), recorded under `client_id`.
+    pub(crate) fn send_text(
+        &self,
+        state: &mut State,
+        client_id: &str,
+        topic: &str,
+        payload: Vec<u8>,
+        qos: u8,
+    ) {
+        crate::strict::check_publish(self, state, client_id, topic, payload.len());
+        let text = String::from_utf8_lossy(&payload).into_owned();
+        self.record(state, Direction::Out, client_id, topic, text);
+        match self.broker.get() {
+            Some(b) => b.publish(topic, payload, qos),
             None => warn!("hub publish before the broker is attached"),
         }
     }

@@ -11,6 +11,7 @@
 //! a strict mode for the C SDK's limits; tasks with timeouts, retries, rate limits, start delays
 //! and override; and misbehaviour on cue through [`HubFaultRule`]s.
 
+mod acl;
 pub mod api;
 mod auth;
 mod broker;
@@ -21,6 +22,7 @@ mod hub_hooks;
 mod hub_more;
 mod ota;
 mod registry;
+mod services;
 mod store;
 mod strict;
 mod tasks;
@@ -31,14 +33,15 @@ mod tls;
 mod topology;
 mod transcript;
 
+pub use acl::TopicAccess;
 pub use faults::{FaultId, Fires, HubFaultAction, HubFaultRule, InstalledFault, Milestone};
 pub use registry::{DeviceKind, FirmwareInfo};
-pub use store::FirmwareStore;
+pub use store::{FirmwareStore, StoredObject};
 pub use tasks::{
     DeviceUpdate, PushMethod, PushRequest, RateLimit, TaskOptions, TaskRequest, TaskStatus,
     UpdateState,
 };
-pub use tls::DeviceCert;
+pub use tls::{DeviceCert, ca_as_c_array};
 pub use topology::{BIND_MAX_AGE_SECS, BIND_MAX_AHEAD_SECS};
 pub use transcript::{
     Direction, MAX_CLIENT_ID_BYTES, MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES, TranscriptEntry,
@@ -46,7 +49,7 @@ pub use transcript::{
 };
 
 use crate::core::HubCore;
-use broker::{Broker, BrokerConfig, TlsListener};
+use broker::{Broker, BrokerConfig, FrontLimits, TlsListener};
 use md5::{Digest, Md5};
 use otasim_protocol::DeviceId;
 use registry::DeviceRecord;
@@ -63,14 +66,29 @@ pub struct HubConfig {
     pub mqtt_addr: SocketAddr,
     /// How long a signed firmware URL stays valid.
     pub url_validity: Duration,
-    /// A second, mutual-TLS listener for certificate auth (`127.0.0.1:0` for an OS-assigned
-    /// port); `None` for none.
+    /// The TLS port (`127.0.0.1:0` for an OS-assigned port; `None` for none): TLS 1.2 PSK for
+    /// key-auth C SDK devices, server-certificate TLS for clients sending a password, and mutual
+    /// TLS for certificate devices, all on one port.
     pub tls_addr: Option<SocketAddr>,
     /// Warn when a hub message would break a real C SDK device (see [`Hub::set_strict`]).
     pub strict: bool,
     /// How much transcript the hub keeps in memory (see [`Hub::transcript`]).
     pub transcript_limits: TranscriptLimits,
+    /// How long a new connection on any MQTT listener has to send its whole CONNECT (TLS
+    /// handshake included); slower ones are closed and recorded.
+    pub connect_deadline: Duration,
+    /// How many connections each MQTT listener holds at once; more are closed at accept.
+    pub max_connections_per_listener: usize,
+    /// Host names or IPs the TLS server certificate names besides
+    /// `*.iotcloud.tencentdevices.com`, `localhost` and 127.0.0.1 (for example each product's
+    /// `{pid}.iotcloud.tencentdevices.com`).
+    pub tls_names: Vec<String>,
 }
+
+/// The default CONNECT deadline: ample for any real client, short enough to shed idle sockets.
+pub const DEFAULT_CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// The default cap of connections per MQTT listener.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 impl HubConfig {
     /// MQTT on loopback with an OS-assigned port, URLs valid for an hour, no TLS, not strict.
@@ -81,10 +99,13 @@ impl HubConfig {
             tls_addr: None,
             strict: false,
             transcript_limits: TranscriptLimits::DEFAULT,
+            connect_deadline: DEFAULT_CONNECT_DEADLINE,
+            max_connections_per_listener: DEFAULT_MAX_CONNECTIONS,
+            tls_names: Vec::new(),
         }
     }
 
-    /// [`HubConfig::loopback`] plus a mutual-TLS listener on an OS-assigned loopback port.
+    /// [`HubConfig::loopback`] plus the TLS port on an OS-assigned loopback port.
     pub fn loopback_with_tls() -> Self {
         HubConfig {
             tls_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -160,8 +181,20 @@ pub struct Hub {
 impl Hub {
     /// Starts the hub's broker on `config.mqtt_addr` (and `config.tls_addr`).
     pub async fn start(config: HubConfig, store: Arc<dyn FirmwareStore>) -> Result<Hub, HubError> {
+        if config.max_connections_per_listener == 0 {
+            return Err(HubError::Invalid {
+                field: "max_connections_per_listener",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if config.connect_deadline.is_zero() {
+            return Err(HubError::Invalid {
+                field: "connect_deadline",
+                reason: "must be more than 0".into(),
+            });
+        }
         let ca = match config.tls_addr {
-            Some(_) => Some(tls::HubCa::generate()?),
+            Some(_) => Some(tls::HubCa::generate(&config.tls_names)?),
             None => None,
         };
         let tls = config
@@ -169,16 +202,21 @@ impl Hub {
             .zip(ca.as_ref())
             .map(|(addr, ca)| TlsListener {
                 addr,
-                cert: ca.path("server.pem"),
-                key: ca.path("server.key"),
-                client_ca: ca.path("ca.pem"),
+                cert_pem: ca.server_cert_pem().to_owned(),
+                key_pem: ca.server_key_pem().to_owned(),
+                client_ca_pem: ca.ca_pem().to_owned(),
             });
+        let limits = FrontLimits {
+            connect_deadline: config.connect_deadline,
+            max_connections: config.max_connections_per_listener,
+        };
         let core = Arc::new(HubCore::new(store, config.url_validity, config.strict, ca));
         core.lock().transcript = transcript::Ring::new(config.transcript_limits);
         let broker = Broker::start(
             BrokerConfig {
                 mqtt_addr: config.mqtt_addr,
                 tls,
+                limits,
             },
             Arc::clone(&core) as _,
         )
@@ -254,10 +292,10 @@ impl Hub {
             field: "product_id",
             reason: e.to_string(),
         })?;
-        if version.is_empty() || version.len() > 32 {
+        if let Err(e) = otasim_protocol::check_version(version) {
             return Err(HubError::Invalid {
                 field: "version",
-                reason: "must be 1 to 32 characters".into(),
+                reason: e.to_string(),
             });
         }
         let object: String = format!("{}_{}", id.product_id(), version)

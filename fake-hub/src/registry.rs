@@ -57,6 +57,12 @@ impl Registry {
         self.devices.insert(record.id.clone(), record);
     }
 
+    /// Removes a device (the Cloud API's DeleteDevice); answers its record.
+    pub(crate) fn remove(&mut self, id: &DeviceId) -> Option<DeviceRecord> {
+        self.by_client_id.remove(&id.client_id());
+        self.devices.remove(id)
+    }
+
     pub(crate) fn get(&self, id: &DeviceId) -> Option<&DeviceRecord> {
         self.devices.get(id)
     }

@@ -63,6 +63,33 @@ impl FirmwareStore for CosStore {
             .signed_url(object, valid_for)
             .map_err(|e| e.to_string())
     }
+
+    fn signed_put_url(&self, object: &str, valid_for: Duration) -> Result<String, String> {
+        let key = upload_key()?;
+        self.0.add_key(key.clone());
+        self.0
+            .presigned_put_url(object, &key, valid_for)
+            .map_err(|e| e.to_string())
+    }
+
+    fn stat(&self, object: &str) -> Option<fake_hub::StoredObject> {
+        self.0.object_info(object).map(|o| fake_hub::StoredObject {
+            size_bytes: o.size,
+            md5: o.md5_hex,
+        })
+    }
+}
+
+/// The COS key the hub signs upload URLs with (the Cloud API's `GetCOSURL`): made once per
+/// process, from the standard library's random hasher seed, and never shown to clients.
+fn upload_key() -> Result<fake_cos::CosKey, String> {
+    use std::hash::{BuildHasher, RandomState};
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let secret = SECRET.get_or_init(|| {
+        let state = RandomState::new();
+        format!("{:016x}{:016x}", state.hash_one(1u8), state.hash_one(2u8))
+    });
+    fake_cos::CosKey::new("AKIDotasimHubUploads", secret.as_str()).map_err(|e| e.to_string())
 }
 
 enum Running {

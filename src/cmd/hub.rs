@@ -2,8 +2,8 @@
 //! write (the official SDKs, a customer's firmware).
 //!
 //! The first line printed is `listening mqtt=IP:PORT cos=IP:PORT api=IP:PORT` (and
-//! `tls=IP:PORT` with `--tls-port`), so that scripts can pass port 0 and read the bound ports
-//! back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
+//! `tls=IP:PORT` with `--tls-port`), then `cloud=IP:PORT` (the Tencent Cloud API 3.0 endpoint),
+//! so that scripts can pass port 0 and read the bound ports back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
 //!
 //! The fleet file (`--fleet`, TOML; `otasim hub --example-fleet` prints this example):
 //!
@@ -54,6 +54,9 @@ pub struct HubArgs {
     /// Control API port (0: any free port).
     #[arg(long, default_value_t = 8080)]
     api_port: u16,
+    /// Tencent Cloud API 3.0 (`iotcloud`) port, for the official SDKs (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    cloud_port: u16,
     /// Also listen for mutual-TLS MQTT (certificate auth) on this port (0: any free port);
     /// the CA is at `GET /api/tls/ca`, device certificates from the API.
     #[arg(long)]
@@ -105,6 +108,16 @@ struct FleetFile {
     subdevice: Vec<FleetSubdevice>,
     #[serde(default)]
     firmware: Vec<FleetFirmware>,
+    #[serde(default)]
+    api_key: Vec<FleetApiKey>,
+}
+
+/// A SecretId/SecretKey pair the Cloud API accepts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetApiKey {
+    secret_id: String,
+    secret_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +155,7 @@ struct Fleet {
     gateways: Vec<(DeviceId, String)>,
     subdevices: Vec<(DeviceId, String, Option<DeviceId>, Option<String>)>,
     firmware: Vec<FirmwareSource>,
+    api_keys: fake_hub::api::cloud::CloudKeys,
 }
 
 fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<DeviceId> {
@@ -190,6 +204,19 @@ fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
             }
         };
         fleet.subdevices.push((id, s.secret, gateway, s.version));
+    }
+    for (i, k) in file.api_key.into_iter().enumerate() {
+        let id_ok = (1..=128).contains(&k.secret_id.len())
+            && k.secret_id.bytes().all(|b| b.is_ascii_alphanumeric());
+        anyhow::ensure!(
+            id_ok,
+            "api_key[{i}].secret_id: must be 1 to 128 letters and digits"
+        );
+        anyhow::ensure!(
+            !k.secret_key.is_empty(),
+            "api_key[{i}].secret_key: must not be empty"
+        );
+        fleet.api_keys.add(&k.secret_id, &k.secret_key);
     }
     for f in file.firmware {
         fleet
@@ -257,6 +284,9 @@ struct Served {
     api: fake_hub::api::ApiServer,
     /// The control API's token, if it needs one.
     token: Option<String>,
+    cloud: fake_hub::api::cloud::CloudServer,
+    /// The default SecretId/SecretKey pair, when the fleet declares none.
+    default_key: bool,
 }
 
 /// The token given, or a random one when the API listens beyond loopback.
@@ -278,7 +308,7 @@ fn api_token(args: &HubArgs) -> anyhow::Result<Option<String>> {
     Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
-async fn start(args: &HubArgs) -> anyhow::Result<Served> {
+async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     let cos_listener = bind(args.host, args.cos_port, "COS").await?;
     let cos_addr = cos_listener.local_addr()?;
     let public_host = args
@@ -316,12 +346,26 @@ async fn start(args: &HubArgs) -> anyhow::Result<Served> {
         access,
     )
     .context("starting the control API")?;
+    let default_key = fleet.api_keys.is_empty();
+    let keys = if default_key {
+        fake_hub::api::cloud::CloudKeys::default_pair()
+    } else {
+        fleet.api_keys.clone()
+    };
+    let cloud = fake_hub::api::cloud::serve(
+        bind(args.host, args.cloud_port, "Cloud API").await?,
+        hub.clone(),
+        keys,
+    )
+    .context("starting the Cloud API")?;
     Ok(Served {
         public_host: shown_host,
         hub,
         cos,
         api,
         token,
+        cloud,
+        default_key,
     })
 }
 
@@ -344,7 +388,7 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let served = start(&args).await?;
+    let served = start(&args, &fleet).await?;
     let live = served.hub.watch_transcript();
     print_banner(&served);
     register(&served.hub, &fleet)?;
@@ -358,6 +402,7 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
     say!("stopping");
     printer.abort();
     served.api.shutdown().await;
+    served.cloud.shutdown().await;
     if let Ok(hub) = Arc::try_unwrap(served.hub) {
         hub.shutdown().await;
     }
@@ -373,8 +418,9 @@ fn print_banner(served: &Served) {
         .tls_addr()
         .map(|a| format!(" tls={a}"))
         .unwrap_or_default();
+    let cloud = served.cloud.local_addr();
     say!(
-        "listening mqtt={mqtt} cos={} api={api}{tls}",
+        "listening mqtt={mqtt} cos={} api={api}{tls} cloud={cloud}",
         served.cos.local_addr()
     );
     say!("MQTT:        tcp://{mqtt}");
@@ -388,6 +434,14 @@ fn print_banner(served: &Served) {
     }
     say!("control API: http://{api}/api/devices");
     say!("live events: http://{api}/api/events");
+    say!("cloud API:   http://{cloud}/ (iotcloud 2021-04-08, TC3-HMAC-SHA256)");
+    if served.default_key {
+        say!(
+            "cloud keys:  SecretId={} SecretKey={} (declare [[api_key]] in the fleet file for others)",
+            fake_hub::api::cloud::DEFAULT_SECRET_ID,
+            fake_hub::api::cloud::DEFAULT_SECRET_KEY
+        );
+    }
 }
 
 async fn wait_for_stop() {

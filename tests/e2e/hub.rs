@@ -68,6 +68,8 @@ pub(crate) struct ServedHub {
     pub(crate) mqtt: SocketAddr,
     pub(crate) cos: SocketAddr,
     pub(crate) api: SocketAddr,
+    /// The Cloud API (`cloud=` of the listening line).
+    pub(crate) cloud: Option<SocketAddr>,
 }
 
 /// Starts the real binary on free loopback ports and reads its `listening` line.
@@ -110,6 +112,7 @@ pub(crate) async fn serve_hub(extra: &[&str]) -> ServedHub {
         mqtt: addrs["mqtt"],
         cos: addrs["cos"],
         api: addrs["api"],
+        cloud: addrs.get("cloud").copied(),
     }
 }
 

@@ -39,11 +39,21 @@ fn run(what: &str, cmd: &mut Command) {
 
 /// The virtualenv's python with the SDK installed, made on first use.
 fn sdk_python() -> PathBuf {
-    let venv = target_dir().join("py-sdk-venv");
+    venv_python(
+        "py-sdk-venv",
+        &INSTALL,
+        "import hub.hub, paho.mqtt.client, Crypto",
+    )
+}
+
+/// The python of a virtualenv `target/{dir}` with each of `install` (pip arguments, pinned
+/// versions) installed, made on first use and reused while `probe` (Python code) runs.
+pub(crate) fn venv_python(dir: &str, install: &[&[&str]], probe: &str) -> PathBuf {
+    let venv = target_dir().join(dir);
     let python = venv.join("bin").join("python");
     let ready = || {
         Command::new(&python)
-            .args(["-c", "import hub.hub, paho.mqtt.client, Crypto"])
+            .args(["-c", probe])
             .output()
             .is_ok_and(|o| o.status.success())
     };
@@ -53,14 +63,14 @@ fn sdk_python() -> PathBuf {
     let host = Command::new("python3").arg("--version").output();
     assert!(
         host.is_ok_and(|o| o.status.success()),
-        "python3 is not installed: the Python SDK test needs python3 with venv (Debian: \
+        "python3 is not installed: the Python SDK tests need python3 with venv (Debian: \
          apt-get install -y python3 python3-venv)"
     );
     run(
         "creating the virtualenv (needs python3-venv)",
         Command::new("python3").arg("-m").arg("venv").arg(&venv),
     );
-    for args in INSTALL {
+    for args in install {
         run(
             "pip install from PyPI (is PyPI reachable?)",
             Command::new(&python)
@@ -71,10 +81,13 @@ fn sdk_python() -> PathBuf {
                     "--quiet",
                     "--disable-pip-version-check",
                 ])
-                .args(args),
+                .args(*args),
         );
     }
-    assert!(ready(), "the SDK is installed but does not import");
+    assert!(
+        ready(),
+        "the packages are installed but do not import: {probe}"
+    );
     python
 }
 

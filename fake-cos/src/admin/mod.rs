@@ -8,15 +8,15 @@
 //! | `GET /objects` | | objects by name |
 //! | `PUT /objects/{name}` | raw bytes | the stored object |
 //! | `DELETE /objects/{name}` | | 204, or 404 |
-//! | `GET /objects/{name}/url?valid_secs=N` | | `{"url": ...}` (default one day) |
+//! | `GET /objects/{name}/url?valid_secs=N` | | `{"url": ...}` (default one day, at most 100 years) |
 //! | `GET /rules` | | rules in decision order, with `fired` counts |
 //! | `POST /rules` | a [`FaultRule`](crate::FaultRule) | 201 `{"id": N}` |
 //! | `DELETE /rules` | | 204, every rule removed |
 //! | `DELETE /rules/{id}` | | 204, or 404 |
-//! | `GET /journal?since=SEQ` | | entries numbered above `SEQ` |
-//! | `POST /reset` | | 204: objects, rules, journal, attempts and clock forgotten |
+//! | `GET /journal?since=SEQ&limit=N` | | at most `N` (default 1000, at most 10000) entries numbered above `SEQ` |
+//! | `POST /reset` | | 204: rules, journal, attempts and clock forgotten; objects kept |
 //! | `GET /clock` | | `{"offset_ms": ..., "now_unix": ...}` |
-//! | `POST /clock` | `{"advance_secs": N}` or `{"offset_ms": N}` | the new clock |
+//! | `POST /clock` | `{"advance_secs": N}` or `{"offset_ms": N}` (each within 100 years) | the new clock |
 //!
 //! Errors are `{"error": "..."}` with 400 (the message names the field), 404 or 413.
 
@@ -29,7 +29,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::server::{self, Limits};
 use crate::{Cos, CosError};
+
+/// Control connections served at once; the firmware listener's flood cannot take these.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// A running control API; stops with [`Admin::shutdown`] or with the instance.
 #[derive(Debug)]
@@ -50,7 +54,7 @@ impl Admin {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting and waits until every control connection is done.
+    /// Stops accepting and drops every control connection.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         if let Err(error) = self.task.await {
@@ -66,15 +70,17 @@ impl Cos {
         let addr = listener.local_addr().map_err(CosError::AdminAddr)?;
         let shutdown = self.shared.shutdown.child_token();
         let app = routes::router(self.detached());
-        let stop = shutdown.clone();
-        let task = self.shared.tracker.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(error) = served {
-                warn!(%error, "control API stopped with an error");
-            }
-        });
+        let limits = Limits {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            ..self.shared.plan.limits
+        };
+        let task = self.shared.tracker.spawn(server::serve_router(
+            listener,
+            app,
+            limits,
+            shutdown.clone(),
+            self.shared.tracker.clone(),
+        ));
         info!(%addr, "fake COS control API listening");
         Ok(Admin {
             addr,

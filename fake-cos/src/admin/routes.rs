@@ -13,12 +13,17 @@ use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::{Cos, FaultRule, ObjectInfo, RuleId};
+use crate::clock::MAX_OFFSET;
+use crate::{Cos, CosError, FaultRule, ObjectInfo, RuleId};
 
 /// The largest object `PUT /objects/{name}` accepts.
 const MAX_OBJECT_BYTES: usize = 512 << 20;
 /// Validity of a URL from `GET /objects/{name}/url` without `valid_secs`.
 const DEFAULT_URL_SECS: u64 = 24 * 3600;
+/// Entries `GET /journal` returns without `limit`.
+const DEFAULT_JOURNAL_PAGE: usize = 1000;
+/// The largest `limit` of `GET /journal`.
+const MAX_JOURNAL_PAGE: usize = 10_000;
 
 pub(super) fn router(cos: Cos) -> Router {
     Router::new()
@@ -152,7 +157,10 @@ async fn object_url(
     }
     let url = cos
         .signed_url(&name, Duration::from_secs(secs))
-        .map_err(|e| ApiError::bad(format!("name: {e}")))?;
+        .map_err(|e| match e {
+            CosError::ValidityTooLong { .. } => ApiError::bad(e.to_string()),
+            e => ApiError::bad(format!("name: {e}")),
+        })?;
     Ok(Json(json!({ "url": url })))
 }
 
@@ -187,8 +195,17 @@ async fn remove_rule(State(cos): State<Cos>, Path(id): Path<String>) -> ApiResul
 }
 
 async fn journal(State(cos): State<Cos>, RawQuery(query): RawQuery) -> ApiResult<Response> {
-    let since = query_number(query.as_deref(), "since")?.unwrap_or(0);
-    Ok(Json(cos.journal_since(since)).into_response())
+    let [since, limit] = query_numbers(query.as_deref(), ["since", "limit"])?;
+    let limit = match limit {
+        None => DEFAULT_JOURNAL_PAGE,
+        Some(n) if (1..=MAX_JOURNAL_PAGE as u64).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::bad(format!(
+                "limit: {n} is not between 1 and {MAX_JOURNAL_PAGE}"
+            )));
+        }
+    };
+    Ok(Json(cos.journal_page(since.unwrap_or(0), limit)).into_response())
 }
 
 async fn reset(State(cos): State<Cos>) -> StatusCode {
@@ -220,7 +237,19 @@ async fn clock(State(cos): State<Cos>) -> Json<serde_json::Value> {
 async fn move_clock(State(cos): State<Cos>, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
     let change: ClockChange =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("clock: {e}")))?;
+    let max_ms = MAX_OFFSET.as_millis() as i64;
     match (change.advance_secs, change.offset_ms) {
+        (Some(secs), None) if secs > MAX_OFFSET.as_secs() => {
+            return Err(ApiError::bad(format!(
+                "advance_secs: {secs} is more than {} (100 years)",
+                MAX_OFFSET.as_secs()
+            )));
+        }
+        (None, Some(ms)) if !(-max_ms..=max_ms).contains(&ms) => {
+            return Err(ApiError::bad(format!(
+                "offset_ms: {ms} is not between -{max_ms} and {max_ms} (100 years)"
+            )));
+        }
         (Some(secs), None) => cos.advance_clock(Duration::from_secs(secs)),
         (None, Some(ms)) => cos.clock().set_offset_ms(ms),
         _ => {
@@ -233,19 +262,31 @@ async fn move_clock(State(cos): State<Cos>, body: Bytes) -> ApiResult<Json<serde
 }
 
 /// The unsigned number `key=` of a query string; any other parameter is refused.
-fn query_number(query: Option<&str>, key: &str) -> ApiResult<Option<u64>> {
-    let mut found = None;
+fn query_number(query: Option<&str>, key: &'static str) -> ApiResult<Option<u64>> {
+    let [found] = query_numbers(query, [key])?;
+    Ok(found)
+}
+
+/// The unsigned numbers `keys[i]=` of a query string; any other parameter is refused.
+fn query_numbers<const N: usize>(
+    query: Option<&str>,
+    keys: [&'static str; N],
+) -> ApiResult<[Option<u64>; N]> {
+    let mut found = [None; N];
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name != key {
+        let Some(at) = keys.iter().position(|k| *k == name) else {
+            let name: String = name.chars().take(64).collect();
             return Err(ApiError::bad(format!(
-                "{name}: unknown query parameter (only {key})"
+                "{name}: unknown query parameter (only {})",
+                keys.join(", ")
             )));
-        }
-        let n = value
-            .parse()
-            .map_err(|_| ApiError::bad(format!("{key}: {value:?} is not an unsigned number")))?;
-        found = Some(n);
+        };
+        let n = value.parse().map_err(|_| {
+            let value: String = value.chars().take(64).collect();
+            ApiError::bad(format!("{}: {value:?} is not an unsigned number", keys[at]))
+        })?;
+        found[at] = Some(n);
     }
     Ok(found)
 }

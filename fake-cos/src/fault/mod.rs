@@ -188,10 +188,10 @@ fn found() -> u16 {
 impl FaultRule {
     /// Checks the fields a runtime could not act on; errors name the field.
     pub fn validate(&self) -> Result<(), CosError> {
-        let bad = |field: &str, why: &str| Err(CosError::InvalidRule(format!("{field}: {why}")));
+        let bad = |field, reason| Err(invalid(field, reason, None));
         if let Some(object) = &self.when.object {
             ObjectName::parse(object)
-                .map_err(|e| CosError::InvalidRule(format!("when.object: {e}")))?;
+                .map_err(|e| invalid("when.object", "not a valid object name", Some(e)))?;
         }
         if self.when.attempt == Some(0) {
             return bad("when.attempt", "attempts count from 1");
@@ -208,27 +208,30 @@ impl FaultRule {
 
 impl Verdict {
     fn validate(&self) -> Result<(), CosError> {
-        let bad =
-            |field: &str, why: &str| Err(CosError::InvalidRule(format!("verdict.{field}: {why}")));
+        let bad = |field, reason| Err(invalid(field, reason, None));
         match self {
             Self::Status { code, .. } if !(400..=599).contains(code) => {
-                bad("code", "must be 400..=599")
+                bad("verdict.code", "must be 400..=599")
             }
-            Self::Corrupt { len: 0, .. } => bad("len", "must be at least 1"),
-            Self::Corrupt { xor: 0, .. } => bad("xor", "a zero mask changes nothing"),
-            Self::Throttle { bytes_per_sec: 0 } => bad("bytes_per_sec", "must be at least 1"),
-            Self::WrongContentLength { delta: 0 } => bad("delta", "a zero delta changes nothing"),
+            Self::Corrupt { len: 0, .. } => bad("verdict.len", "must be at least 1"),
+            Self::Corrupt { xor: 0, .. } => bad("verdict.xor", "a zero mask changes nothing"),
+            Self::Throttle { bytes_per_sec: 0 } => {
+                bad("verdict.bytes_per_sec", "must be at least 1")
+            }
+            Self::WrongContentLength { delta: 0 } => {
+                bad("verdict.delta", "a zero delta changes nothing")
+            }
             Self::Redirect { status, .. } if !matches!(status, 301 | 302 | 303 | 307 | 308) => {
-                bad("status", "must be 301, 302, 303, 307 or 308")
+                bad("verdict.status", "must be 301, 302, 303, 307 or 308")
             }
             Self::Redirect { location, .. }
                 if axum::http::HeaderValue::from_str(location).is_err() =>
             {
-                bad("location", "not a valid header value")
+                bad("verdict.location", "not a valid header value")
             }
             Self::ReplaceObject { with_object } => ObjectName::parse(with_object)
                 .map(drop)
-                .map_err(|e| CosError::InvalidRule(format!("verdict.with_object: {e}"))),
+                .map_err(|e| invalid("verdict.with_object", "not a valid object name", Some(e))),
             _ => Ok(()),
         }
     }
@@ -249,6 +252,14 @@ impl Verdict {
             Self::Reset { .. } => "reset",
             Self::ReplaceObject { .. } => "replace_object",
         }
+    }
+}
+
+fn invalid(field: &'static str, reason: &'static str, source: Option<CosError>) -> CosError {
+    CosError::InvalidRule {
+        field,
+        reason,
+        source: source.map(Box::new),
     }
 }
 

@@ -157,3 +157,29 @@ fn split(raw: Vec<u8>, ending: Ending) -> RawResponse {
 pub(crate) async fn get(fx: &Fixture, headers: &[(&str, &str)]) -> RawResponse {
     request(fx.cos.local_addr(), "GET", &fx.target, headers).await
 }
+
+/// Sends one request with a body (`Content-Length` unless a header sets the framing) and
+/// `Connection: close`, and reads the whole response.
+pub(crate) async fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to fake COS");
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+    {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.expect("send head");
+    stream.write_all(body).await.expect("send body");
+    read_response(&mut stream).await
+}

@@ -43,7 +43,7 @@ async fn journal_records_each_request_with_attempts_ranges_faults_and_endings() 
 }
 
 #[tokio::test]
-async fn reset_forgets_objects_rules_journal_and_attempts() {
+async fn reset_forgets_rules_journal_and_attempts_but_keeps_served_objects() {
     let fx = fixture().await;
     let rule = FaultRule {
         when: Selector::default(),
@@ -58,7 +58,9 @@ async fn reset_forgets_objects_rules_journal_and_attempts() {
     fx.cos.reset();
     assert!(fx.cos.journal().is_empty());
     assert!(!fx.cos.remove_rule(guard), "reset removed the rule");
-    assert_eq!(get(&fx, &[]).await.status(), 404);
+    let after = get(&fx, &[]).await;
+    assert_eq!(after.status(), 200, "the object is still served");
+    assert_eq!(after.body, fx.bytes);
     let journal = fx.cos.journal();
     assert_eq!((journal[0].seq, journal[0].attempt), (1, 1));
     fx.cos.shutdown().await;

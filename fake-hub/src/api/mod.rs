@@ -25,6 +25,7 @@
 //! | `POST /reset` | removes faults, ends holds, cancels unfinished tasks |
 //! | `GET /events` | server-sent events: `transcript` entries and `device` state changes, live |
 
+pub mod cloud;
 mod control;
 mod error;
 mod events;

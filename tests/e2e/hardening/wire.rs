@@ -180,9 +180,8 @@ impl Raw {
         seen
     }
 
-    /// Resets the connection (RST, no DISCONNECT): the broker publishes the will.
+    /// Drops the connection without a DISCONNECT: the broker publishes the will.
     pub(crate) fn reset(self) {
-        let _ = self.tcp.set_linger(Some(std::time::Duration::ZERO));
         drop(self.tcp);
     }
 }
