@@ -20,6 +20,10 @@ impl BrokerHooks for HubCore {
             .filter(|topic| !self.allow_publish(&info.client_id, topic));
         let mut state = self.lock();
         let (mut verdict, why) = crate::auth::verdict(&state, info, self.clock.now_unix_secs());
+        if verdict == AuthVerdict::Accept && info.taken {
+            // The broker would answer code 3 itself; say so in the transcript.
+            verdict = AuthVerdict::ServerUnavailable;
+        }
         if verdict == AuthVerdict::Accept
             && let Some(topic) = will_refused
         {

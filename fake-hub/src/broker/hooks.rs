@@ -55,6 +55,8 @@ pub(super) async fn install(
         connections,
         unavailable,
         peers,
+        scx: scx.clone(),
+        takeover: Arc::default(),
     };
     let register = scx.extends.hook_mgr().register();
     for typ in HOOK_TYPES {
@@ -69,13 +71,25 @@ struct HookAdapter {
     connections: Arc<Connections>,
     unavailable: Arc<Unavailable>,
     peers: Arc<PeerBook>,
+    scx: ServerContext,
+    takeover: Arc<super::takeover::Takeover>,
 }
 
 #[async_trait]
 impl Handler for HookAdapter {
     async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
         match param {
-            Parameter::ClientAuthenticate(info) => (false, Some(self.authenticate(info))),
+            Parameter::ClientAuthenticate(info) => {
+                // One CONNECT per client id at a time (see `takeover`).
+                let turn = self.takeover.turn(&self.scx, info.id()).await;
+                let result = self.authenticate(info, turn.busy);
+                if matches!(result, HookResult::AuthResult(AuthResult::Allow(..))) {
+                    self.takeover.accepted(info.id(), turn);
+                } else {
+                    self.takeover.refused(info.id(), turn);
+                }
+                (false, Some(result))
+            }
             Parameter::ClientConnack(info, reason) => {
                 // Awaiting here holds the CONNACK: rmqtt sends it after this hook returns.
                 if reason.success()
@@ -134,6 +148,7 @@ impl Handler for HookAdapter {
                 (true, acc)
             }
             Parameter::ClientConnected(session) => {
+                self.takeover.connected(&session.id);
                 self.connections.connected(&session.id);
                 info!(client_id = %session.id.client_id, "client connected");
                 self.hooks.on_connected(&session.id.client_id);
@@ -149,8 +164,9 @@ impl Handler for HookAdapter {
 }
 
 impl HookAdapter {
-    fn authenticate(&self, info: &RmqttConnectInfo) -> HookResult {
-        let info = connect_info(info, &self.peers);
+    fn authenticate(&self, info: &RmqttConnectInfo, busy: bool) -> HookResult {
+        let mut info = connect_info(info, &self.peers);
+        info.taken = busy;
         let verdict = self.hooks.authenticate(&info);
         debug!(client_id = %info.client_id, ?verdict, "authenticate");
         HookResult::AuthResult(match verdict {
@@ -224,6 +240,7 @@ fn connect_info(info: &RmqttConnectInfo, peers: &PeerBook) -> ConnectInfo {
         keepalive_secs: info.keep_alive(),
         peer,
         transport,
+        taken: false,
         will_topic: match info {
             RmqttConnectInfo::V3(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),
             RmqttConnectInfo::V5(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),

@@ -14,6 +14,7 @@ mod front;
 mod handle;
 mod hooks;
 mod server;
+mod takeover;
 
 #[cfg(test)]
 mod tests;
@@ -64,6 +65,9 @@ pub(crate) struct ConnectInfo {
     /// The topic of the CONNECT's Last Will, if it carries one. The broker publishes the will
     /// when the connection dies, past the publish ACL, so it must be authorized here.
     pub(crate) will_topic: Option<String>,
+    /// Another CONNECT with this client id still holds the broker's session lock: accepting
+    /// this one would end in code 3 anyway (see `takeover`).
+    pub(crate) taken: bool,
     /// The listener it came through and what that listener's handshake proved.
     pub(crate) transport: Transport,
 }

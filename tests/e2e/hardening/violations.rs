@@ -128,3 +128,46 @@ async fn a_bind_signature_binds_once_and_a_replay_by_another_gateway_gets_805() 
         Some(super::gw2())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_simultaneous_connects_with_one_client_id_are_recorded_as_answered() {
+    let hub = two_gateway_hub(HubConfig::loopback()).await;
+    let mqtt = hub.local_addr();
+    let creds = std::sync::Arc::new(credentials(&gw1(), GW1_SECRET));
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(500));
+    let mut clients = Vec::new();
+    for _ in 0..500 {
+        let (creds, start) = (creds.clone(), start.clone());
+        clients.push(tokio::spawn(async move {
+            start.wait().await;
+            let (raw, code) = Raw::connect(mqtt, &Connect::device(&creds)).await;
+            // Kept open until every client has its answer, so no takeover is hidden.
+            (raw, code)
+        }));
+    }
+    let mut got = std::collections::BTreeMap::<Option<u8>, usize>::new();
+    let mut open = Vec::new();
+    for c in clients {
+        let (raw, code) = c.await.expect("a client");
+        *got.entry(code).or_default() += 1;
+        open.push(raw);
+    }
+    let recorded = |prefix: &str| {
+        hub.transcript()
+            .iter()
+            .filter(|e| e.topic == "connect" && e.client_id == creds.client_id)
+            .filter(|e| e.payload.starts_with(prefix))
+            .count()
+    };
+    let accepted = got.get(&Some(0)).copied().unwrap_or(0);
+    let unavailable = got.get(&Some(3)).copied().unwrap_or(0);
+    assert_eq!(accepted + unavailable, 500, "answers: {got:?}");
+    assert!(accepted >= 1, "answers: {got:?}");
+    assert_eq!(recorded("Accept"), accepted, "answers: {got:?}");
+    assert_eq!(
+        recorded("ServerUnavailable"),
+        unavailable,
+        "answers: {got:?}"
+    );
+    eprintln!("500 simultaneous CONNECTs with one client id: {got:?}");
+}
