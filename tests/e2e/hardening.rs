@@ -6,6 +6,7 @@
 mod api_guard;
 mod limits;
 mod records;
+mod soak;
 mod violations;
 mod wills;
 mod wire;
