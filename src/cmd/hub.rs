@@ -497,3 +497,43 @@ async fn follow(
         }
     }
 }
+
+#[cfg(test)]
+mod fleet_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a fleet file holds, parsing and validating it answers (no panic), and a
+        /// refusal names where.
+        #[test]
+        fn any_fleet_is_validated_or_refused_naming_the_entry(
+            pid in ".{0,14}", name in ".{0,40}", secret in ".{0,300}",
+            version in proptest::option::of(".{0,40}"), gateway in proptest::option::of(".{0,30}"),
+        ) {
+            let mut sub = toml::Table::new();
+            sub.insert("product_id".into(), pid.clone().into());
+            sub.insert("device_name".into(), name.clone().into());
+            sub.insert("secret".into(), secret.clone().into());
+            if let Some(v) = version {
+                sub.insert("version".into(), v.into());
+            }
+            if let Some(g) = gateway {
+                sub.insert("gateway".into(), g.into());
+            }
+            let mut gw = toml::Table::new();
+            gw.insert("product_id".into(), pid.into());
+            gw.insert("device_name".into(), name.into());
+            gw.insert("secret".into(), secret.into());
+            let mut root = toml::Table::new();
+            root.insert("gateway".into(), toml::Value::Array(vec![gw.into()]));
+            root.insert("subdevice".into(), toml::Value::Array(vec![sub.into()]));
+            let text = toml::to_string(&root).expect("a table serializes");
+            let file: FleetFile = toml::from_str(&text).expect("the shape is right");
+            if let Err(e) = validate(file, Path::new(".")) {
+                let e = format!("{e:#}");
+                prop_assert!(e.contains("gateway[0]") || e.contains("subdevice[0]"), "{}", e);
+            }
+        }
+    }
+}
