@@ -85,14 +85,21 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn refuse(status: StatusCode, field: &str, error: String) -> Response {
+/// A refusal: status, the header at fault, why.
+type Refusal = (StatusCode, &'static str, String);
+
+fn refuse(status: StatusCode, field: &'static str, error: String) -> Refusal {
+    (status, field, error)
+}
+
+fn respond((status, field, error): Refusal) -> Response {
     let mut e = ApiError::bad_request(Some(field), error).into_response();
     *e.status_mut() = status;
     e
 }
 
 /// Why a request is refused, if it is.
-fn verdict(access: &ApiAccess, req: &Request<Body>) -> Result<(), Response> {
+fn verdict(access: &ApiAccess, req: &Request<Body>) -> Result<(), Refusal> {
     let headers = req.headers();
     let host = headers
         .get(header::HOST)
@@ -139,7 +146,7 @@ pub(crate) async fn guard(
     next: Next,
 ) -> Response {
     if let Err(refused) = verdict(&access, &req) {
-        return refused;
+        return respond(refused);
     }
     let set_cookie = access.token.as_deref().filter(|token| {
         req.uri()

@@ -63,7 +63,7 @@ async fn done_ends_the_update_as_succeeded_and_a_later_old_version_is_a_warning(
     c.publish(&report, report_version("0.1")).await;
     let warned = |h: &Hub| {
         h.task(id)
-            .is_some_and(|t| t.warnings.get("E69UADXUYY/light1").is_some())
+            .is_some_and(|t| t.warnings.contains_key("E69UADXUYY/light1"))
     };
     assert!(hub.wait_until(DEADLINE, warned).await, "{:?}", hub.task(id));
     let status = hub.task(id).expect("task");

@@ -20,6 +20,9 @@ async fn api(access: ApiAccess) -> (std::sync::Arc<fake_hub::Hub>, fake_hub::api
     (hub, server)
 }
 
+/// Method, path, headers, the header the refusal names.
+type Refused<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_writes_and_foreign_host_names_are_refused() {
     let (hub, server) = api(ApiAccess::default()).await;
@@ -27,7 +30,7 @@ async fn cross_site_writes_and_foreign_host_names_are_refused() {
     let own = addr.to_string();
     let own_origin = format!("http://{addr}");
     let upload = "/api/firmware?product_id=E69UADXUYY&version=V9";
-    let refused: Vec<(&str, &str, Vec<(&str, &str)>, &str)> = vec![
+    let refused: Vec<Refused> = vec![
         (
             "POST",
             upload,
