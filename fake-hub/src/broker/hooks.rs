@@ -82,8 +82,9 @@ impl Handler for HookAdapter {
             Parameter::ClientAuthenticate(info) => {
                 // One CONNECT per client id at a time (see `takeover`).
                 let turn = self.takeover.turn(&self.scx, info.id()).await;
-                let result = self.authenticate(info, turn.busy);
-                if matches!(result, HookResult::AuthResult(AuthResult::Allow(..))) {
+                let (result, accepted) = self.authenticate(info, turn.busy);
+                // A code 3 refusal passes authentication too (see `fitter`) but never connects.
+                if accepted {
                     self.takeover.accepted(info.id(), turn);
                 } else {
                     self.takeover.refused(info.id(), turn);
@@ -164,12 +165,12 @@ impl Handler for HookAdapter {
 }
 
 impl HookAdapter {
-    fn authenticate(&self, info: &RmqttConnectInfo, busy: bool) -> HookResult {
+    fn authenticate(&self, info: &RmqttConnectInfo, busy: bool) -> (HookResult, bool) {
         let mut info = connect_info(info, &self.peers);
         info.taken = busy;
         let verdict = self.hooks.authenticate(&info);
         debug!(client_id = %info.client_id, ?verdict, "authenticate");
-        HookResult::AuthResult(match verdict {
+        let result = HookResult::AuthResult(match verdict {
             // Never a superuser: a superuser would bypass both ACL hooks.
             AuthVerdict::Accept => AuthResult::Allow(false, None),
             AuthVerdict::BadCredentials => AuthResult::BadUsernameOrPassword,
@@ -179,7 +180,8 @@ impl HookAdapter {
                 self.unavailable.mark(&info.client_id);
                 AuthResult::Allow(false, None)
             }
-        })
+        });
+        (result, verdict == AuthVerdict::Accept)
     }
 
     fn check_subscribe(&self, session: &Session, sub: &Subscribe) -> HookResult {
