@@ -47,6 +47,8 @@ pub(crate) struct State {
     pub(crate) connack_holds: BTreeMap<String, Hold>,
     /// SUBACK holds decided at SUBSCRIBE, by client id and filter.
     pub(crate) suback_holds: BTreeMap<(String, String), Hold>,
+    /// Bind signatures already used, as (timestamp, subdevice, random): each binds once.
+    pub(crate) used_binds: BTreeSet<(i64, DeviceId, i64)>,
     /// Custom topics each product declares, with their permission.
     pub(crate) custom_topics: crate::acl::CustomTopics,
 }

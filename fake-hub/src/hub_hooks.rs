@@ -20,6 +20,10 @@ impl BrokerHooks for HubCore {
             .filter(|topic| !self.allow_publish(&info.client_id, topic));
         let mut state = self.lock();
         let (mut verdict, why) = crate::auth::verdict(&state, info, self.clock.now_unix_secs());
+        if verdict == AuthVerdict::Accept && info.taken {
+            // The broker would answer code 3 itself; say so in the transcript.
+            verdict = AuthVerdict::ServerUnavailable;
+        }
         if verdict == AuthVerdict::Accept
             && let Some(topic) = will_refused
         {
@@ -152,6 +156,16 @@ impl BrokerHooks for HubCore {
         }
         drop(state);
         self.bump();
+    }
+
+    fn on_protocol_violation(&self, client_id: &str, detail: &str) {
+        let mut state = self.lock();
+        self.event(
+            &mut state,
+            client_id,
+            "protocol violation",
+            detail.to_owned(),
+        );
     }
 
     fn on_will(&self, client_id: &str, topic: &str, payload: &[u8]) -> bool {

@@ -182,17 +182,30 @@ fn bind(
     if !verify_bind_signature(id, &rec.secret, random, timestamp, method, signature) {
         return GatewayResult::BindBadSignature;
     }
-    if timestamp < now - BIND_MAX_AGE_SECS || timestamp > now + BIND_MAX_AHEAD_SECS {
+    if timestamp < now.saturating_sub(BIND_MAX_AGE_SECS)
+        || timestamp > now.saturating_add(BIND_MAX_AHEAD_SECS)
+    {
         return GatewayResult::BindSignatureExpired;
     }
     match &rec.bound_to {
-        Some(g) if g == gateway => GatewayResult::BindAlreadyBound,
-        Some(_) => GatewayResult::BindToOtherGateway,
-        None => {
-            rec.bound_to = Some(gateway.clone());
-            GatewayResult::Success
+        // The same gateway asking again (a lost reply) learns it is bound.
+        Some(g) if g == gateway => return GatewayResult::BindAlreadyBound,
+        Some(_) if !state.used_binds.contains(&(timestamp, id.clone(), random)) => {
+            return GatewayResult::BindToOtherGateway;
         }
+        _ => {}
     }
+    // A signature binds once: replayed (by another gateway, or after an unbind) it is spent.
+    if !state.used_binds.insert((timestamp, id.clone(), random)) {
+        return GatewayResult::BindSignatureExpired;
+    }
+    // Signatures that have expired anyway need not be remembered.
+    let oldest = now.saturating_sub(BIND_MAX_AGE_SECS);
+    state.used_binds.retain(|(t, _, _)| *t >= oldest);
+    if let Some(rec) = state.registry.get_mut(id) {
+        rec.bound_to = Some(gateway.clone());
+    }
+    GatewayResult::Success
 }
 
 /// The console binds (`bound`) or unbinds a subdevice and the Hub tells the gateway with

@@ -88,6 +88,15 @@ pub struct HubArgs {
     /// Do not print transcript lines.
     #[arg(long)]
     quiet: bool,
+    /// A bearer token the control API requires (`Authorization: Bearer TOKEN`; the console
+    /// takes it once as `/?token=TOKEN`). Without one on a non-loopback `--host`, a random
+    /// token is made and printed.
+    #[arg(long)]
+    api_token: Option<String>,
+    /// A host name that reaches this hub, besides its IP addresses and `localhost` (requests
+    /// naming any other Host are refused, against DNS rebinding; repeatable).
+    #[arg(long, value_name = "NAME")]
+    api_host_name: Vec<String>,
     /// Print an example fleet file and exit.
     #[arg(long)]
     example_fleet: bool,
@@ -175,6 +184,8 @@ struct Served {
     hub: Arc<Hub>,
     cos: Cos,
     api: fake_hub::api::ApiServer,
+    /// The control API's token, if it needs one.
+    token: Option<String>,
     cloud: fake_hub::api::cloud::CloudServer,
     /// The default SecretId/SecretKey pair, when the fleet declares none.
     default_key: bool,
@@ -206,6 +217,25 @@ fn write_ca(hub: &Hub, path: &std::path::Path) -> anyhow::Result<()> {
     let c_path = PathBuf::from(c_path);
     std::fs::write(&c_path, fake_hub::ca_as_c_array(&pem))
         .with_context(|| format!("writing the CA array to {}", c_path.display()))
+}
+
+/// The token given, or a random one when the API listens beyond loopback.
+fn api_token(args: &HubArgs) -> anyhow::Result<Option<String>> {
+    if let Some(t) = &args.api_token {
+        anyhow::ensure!(
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
+            "--api-token: use letters, digits and -._~ only"
+        );
+        return Ok(Some(t.clone()));
+    }
+    if args.host.is_loopback() {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).context("making a random API token")?;
+    Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
@@ -244,10 +274,16 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
         write_ca(&hub, path)?;
     }
     let hub = Arc::new(hub);
-    let api = fake_hub::api::serve_with(
+    let token = api_token(args)?;
+    let access = fake_hub::api::ApiAccess {
+        token: token.clone(),
+        host_names: args.api_host_name.clone(),
+    };
+    let api = fake_hub::api::serve_guarded(
         bind(args.host, args.api_port, "API", "--api-port").await?,
         hub.clone(),
         crate::console::router(),
+        access,
     )
     .context("starting the control API")?;
     let default_key = fleet.api_keys.is_empty();
@@ -267,6 +303,7 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
         hub,
         cos,
         api,
+        token,
         cloud,
         default_key,
     })
@@ -339,7 +376,13 @@ fn print_banner(served: &Served) {
     );
     say!("MQTT:        tcp://{mqtt}");
     say!("firmware:    http://{}/OBJECT?sign=...", served.public_host);
-    say!("console:     http://{api}/");
+    match &served.token {
+        Some(t) => {
+            say!("console:     http://{api}/?token={t}");
+            say!("API token:   Authorization: Bearer {t}");
+        }
+        None => say!("console:     http://{api}/"),
+    }
     say!("control API: http://{api}/api/devices");
     say!("live events: http://{api}/api/events");
     say!("cloud API:   http://{cloud}/ (iotcloud 2021-04-08, TC3-HMAC-SHA256)");
@@ -386,6 +429,46 @@ async fn follow(
                     eprintln!("otasim hub: writing the transcript: {err}");
                     file = None;
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod fleet_props {
+    use super::fleet::parse_fleet;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    proptest! {
+        /// Whatever a fleet file holds, parsing and validating it answers (no panic), and a
+        /// refusal names where.
+        #[test]
+        fn any_fleet_is_validated_or_refused_naming_the_entry(
+            pid in ".{0,14}", name in ".{0,40}", secret in ".{0,300}",
+            version in proptest::option::of(".{0,40}"), gateway in proptest::option::of(".{0,30}"),
+        ) {
+            let mut sub = toml::Table::new();
+            sub.insert("product_id".into(), pid.clone().into());
+            sub.insert("device_name".into(), name.clone().into());
+            sub.insert("secret".into(), secret.clone().into());
+            if let Some(v) = version {
+                sub.insert("version".into(), v.into());
+            }
+            if let Some(g) = gateway {
+                sub.insert("gateway".into(), g.into());
+            }
+            let mut gw = toml::Table::new();
+            gw.insert("product_id".into(), pid.into());
+            gw.insert("device_name".into(), name.into());
+            gw.insert("secret".into(), secret.into());
+            let mut root = toml::Table::new();
+            root.insert("gateways".into(), toml::Value::Array(vec![gw.into()]));
+            root.insert("subdevices".into(), toml::Value::Array(vec![sub.into()]));
+            let text = toml::to_string(&root).expect("a table serializes");
+            if let Err(e) = parse_fleet(&text, Path::new(".")) {
+                let e = format!("{e:#}");
+                prop_assert!(e.contains("gateways[0]") || e.contains("subdevices[0]"), "{}", e);
             }
         }
     }

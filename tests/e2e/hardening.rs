@@ -3,8 +3,11 @@
 //! requests to the control API, replayed binds, protocol violations, and all of it at once
 //! beside a normal update (the soak test). Loopback only, every loop bounded.
 
+mod api_guard;
 mod limits;
 mod records;
+mod soak;
+mod violations;
 mod wills;
 mod wire;
 

@@ -3,6 +3,10 @@
 //! [`DeviceStatus`](crate::DeviceStatus) that changed (all devices once when the stream opens);
 //! `event: lagged` says how many transcript entries a slow reader missed. A comment line every
 //! 15 s keeps idle connections open.
+//!
+//! A reader that stays [`BUFFER`] events behind for [`SLOW_READER`] is dropped (its stream
+//! ends: reconnect and re-read the transcript from the last seq seen), and at most [`MAX_STREAMS`] streams are
+//! open at once (503 beyond), so readers that never read cannot eat the hub's memory.
 
 use super::ApiState;
 use crate::{DeviceStatus, Hub};
@@ -21,6 +25,29 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Events buffered per reader before a slow one is dropped.
+pub(crate) const BUFFER: usize = 64;
+/// Event streams open at once.
+pub(crate) const MAX_STREAMS: usize = 32;
+
+pub(crate) fn stream_permits() -> std::sync::Arc<tokio::sync::Semaphore> {
+    std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS))
+}
+
+/// How long a reader's buffer may stay full before the reader is dropped.
+pub(crate) const SLOW_READER: Duration = Duration::from_secs(5);
+
+/// Queues `bytes` for the reader; fails when it is gone, or [`BUFFER`] events behind for
+/// [`SLOW_READER`].
+async fn offer(tx: &mpsc::Sender<Bytes>, bytes: Bytes) -> Result<(), ()> {
+    match tokio::time::timeout(SLOW_READER, tx.send(bytes)).await {
+        Ok(sent) => sent.map_err(|_| ()),
+        Err(_) => {
+            tracing::info!("event stream reader too slow: dropped");
+            Err(())
+        }
+    }
+}
 
 /// A response body fed by a channel; it ends when the sender goes away.
 struct ChannelBody(mpsc::Receiver<Bytes>);
@@ -38,10 +65,22 @@ impl http_body::Body for ChannelBody {
 }
 
 pub(crate) async fn stream(axum::extract::State(s): axum::extract::State<ApiState>) -> Response {
-    let (tx, rx) = mpsc::channel(256);
+    let Ok(permit) = s.streams.clone().try_acquire_owned() else {
+        let mut e = super::ApiError::conflict(
+            None,
+            format!("{MAX_STREAMS} event streams are open already; close one"),
+        )
+        .into_response();
+        *e.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        return e;
+    };
+    let (tx, rx) = mpsc::channel(BUFFER);
     // Subscribe before the task starts, so nothing between this request and the task is lost.
     let live = s.hub.watch_transcript();
-    tokio::spawn(pump(s, live, tx));
+    tokio::spawn(async move {
+        pump(s, live, tx).await;
+        drop(permit);
+    });
     let mut response = Body::new(ChannelBody(rx)).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -65,7 +104,7 @@ async fn send_changes(
 ) -> Result<(), ()> {
     for d in hub.devices() {
         if last.get(&d.device) != Some(&d) {
-            tx.send(event("device", &d)).await.map_err(|_| ())?;
+            offer(tx, event("device", &d)).await?;
             last.insert(d.device.clone(), d);
         }
     }
@@ -107,7 +146,7 @@ async fn pump(
                 Bytes::from_static(b": keepalive\n\n")
             }
         };
-        if tx.send(out).await.is_err() {
+        if offer(&tx, out).await.is_err() {
             return;
         }
     }

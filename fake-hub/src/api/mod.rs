@@ -35,6 +35,7 @@ mod control;
 mod cos;
 mod error;
 mod events;
+mod guard;
 mod openapi;
 mod registry;
 mod tasks;
@@ -62,14 +63,34 @@ pub(crate) struct ApiState {
     pub(crate) hub: Arc<Hub>,
     /// Cancelled on shutdown, so that endless event streams end too.
     pub(crate) stop: CancellationToken,
+    /// One permit per open event stream (see [`events::MAX_STREAMS`]).
+    pub(crate) streams: Arc<tokio::sync::Semaphore>,
 }
 
-/// The control API's routes over `hub`.
+pub use guard::ApiAccess;
+
+/// How many `/api/events` streams may be open at once (503 beyond).
+pub const MAX_EVENT_STREAMS: usize = events::MAX_STREAMS;
+
+/// The control API's routes over `hub`, refusing cross-origin writes and foreign Host names
+/// (see [`ApiAccess`]; no token).
 pub fn router(hub: Arc<Hub>) -> Router {
-    routes(ApiState {
-        hub,
-        stop: CancellationToken::new(),
-    })
+    guarded(
+        routes(ApiState {
+            hub,
+            stop: CancellationToken::new(),
+            streams: events::stream_permits(),
+        }),
+        ApiAccess::default(),
+    )
+}
+
+/// `app` behind the access rules.
+fn guarded(app: Router, access: ApiAccess) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(
+        Arc::new(access),
+        guard::guard,
+    ))
 }
 
 fn routes(state: ApiState) -> Router {
@@ -145,6 +166,7 @@ pub struct ApiServer {
     addr: SocketAddr,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves the control API for `hub` on an already-bound `listener` (TCP_NODELAY on every
@@ -160,13 +182,28 @@ pub fn serve_with(
     hub: Arc<Hub>,
     extra: Router,
 ) -> std::io::Result<ApiServer> {
+    serve_guarded(listener, hub, extra, ApiAccess::default())
+}
+
+/// [`serve_with`] under `access` (a bearer token, more host names). Fails without a token on a
+/// non-loopback address.
+pub fn serve_guarded(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    extra: Router,
+    access: ApiAccess,
+) -> std::io::Result<ApiServer> {
     let addr = listener.local_addr()?;
+    access.check_bind(addr)?;
     let stop = CancellationToken::new();
+    let streams = events::stream_permits();
     let app = routes(ApiState {
         hub,
         stop: stop.clone(),
+        streams: streams.clone(),
     })
     .merge(extra);
+    let app = guarded(app, access);
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on an API connection");
@@ -181,13 +218,23 @@ pub fn serve_with(
             tracing::warn!(error = %e, "control API server stopped");
         }
     });
-    Ok(ApiServer { addr, stop, task })
+    Ok(ApiServer {
+        addr,
+        stop,
+        task,
+        streams,
+    })
 }
 
 impl ApiServer {
     /// The address the API listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many `/api/events` streams are being served.
+    pub fn open_event_streams(&self) -> usize {
+        MAX_EVENT_STREAMS.saturating_sub(self.streams.available_permits())
     }
 
     /// Stops accepting, ends event streams and waits for open requests to finish.

@@ -55,6 +55,8 @@ pub(super) async fn install(
         connections,
         unavailable,
         peers,
+        scx: scx.clone(),
+        takeover: Arc::default(),
     };
     let register = scx.extends.hook_mgr().register();
     for typ in HOOK_TYPES {
@@ -69,13 +71,26 @@ struct HookAdapter {
     connections: Arc<Connections>,
     unavailable: Arc<Unavailable>,
     peers: Arc<PeerBook>,
+    scx: ServerContext,
+    takeover: Arc<super::takeover::Takeover>,
 }
 
 #[async_trait]
 impl Handler for HookAdapter {
     async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
         match param {
-            Parameter::ClientAuthenticate(info) => (false, Some(self.authenticate(info))),
+            Parameter::ClientAuthenticate(info) => {
+                // One CONNECT per client id at a time (see `takeover`).
+                let turn = self.takeover.turn(&self.scx, info.id()).await;
+                let (result, accepted) = self.authenticate(info, turn.busy);
+                // A code 3 refusal passes authentication too (see `fitter`) but never connects.
+                if accepted {
+                    self.takeover.accepted(info.id(), turn);
+                } else {
+                    self.takeover.refused(info.id(), turn);
+                }
+                (false, Some(result))
+            }
             Parameter::ClientConnack(info, reason) => {
                 // Awaiting here holds the CONNACK: rmqtt sends it after this hook returns.
                 if reason.success()
@@ -98,7 +113,12 @@ impl Handler for HookAdapter {
             }
             Parameter::MessagePublishCheckAcl(session, publish) => {
                 let client_id: &str = &session.id.client_id;
-                let result = if self.hooks.allow_publish(client_id, &publish.topic) {
+                let result = if publish.topic.contains(['+', '#']) {
+                    // MQTT-3.3.2-2: a topic name has no wildcards; the codec lets it through.
+                    let detail = format!("PUBLISH to the wildcard topic {}", publish.topic);
+                    self.hooks.on_protocol_violation(client_id, &detail);
+                    PublishAclResult::rejected(true, None)
+                } else if self.hooks.allow_publish(client_id, &publish.topic) {
                     self.hooks.on_publish(
                         client_id,
                         &publish.topic,
@@ -129,6 +149,7 @@ impl Handler for HookAdapter {
                 (true, acc)
             }
             Parameter::ClientConnected(session) => {
+                self.takeover.connected(&session.id);
                 self.connections.connected(&session.id);
                 info!(client_id = %session.id.client_id, "client connected");
                 self.hooks.on_connected(&session.id.client_id);
@@ -144,11 +165,12 @@ impl Handler for HookAdapter {
 }
 
 impl HookAdapter {
-    fn authenticate(&self, info: &RmqttConnectInfo) -> HookResult {
-        let info = connect_info(info, &self.peers);
+    fn authenticate(&self, info: &RmqttConnectInfo, busy: bool) -> (HookResult, bool) {
+        let mut info = connect_info(info, &self.peers);
+        info.taken = busy;
         let verdict = self.hooks.authenticate(&info);
         debug!(client_id = %info.client_id, ?verdict, "authenticate");
-        HookResult::AuthResult(match verdict {
+        let result = HookResult::AuthResult(match verdict {
             // Never a superuser: a superuser would bypass both ACL hooks.
             AuthVerdict::Accept => AuthResult::Allow(false, None),
             AuthVerdict::BadCredentials => AuthResult::BadUsernameOrPassword,
@@ -158,7 +180,8 @@ impl HookAdapter {
                 self.unavailable.mark(&info.client_id);
                 AuthResult::Allow(false, None)
             }
-        })
+        });
+        (result, verdict == AuthVerdict::Accept)
     }
 
     fn check_subscribe(&self, session: &Session, sub: &Subscribe) -> HookResult {
@@ -219,6 +242,7 @@ fn connect_info(info: &RmqttConnectInfo, peers: &PeerBook) -> ConnectInfo {
         keepalive_secs: info.keep_alive(),
         peer,
         transport,
+        taken: false,
         will_topic: match info {
             RmqttConnectInfo::V3(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),
             RmqttConnectInfo::V5(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),

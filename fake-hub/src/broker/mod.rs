@@ -14,6 +14,7 @@ mod front;
 mod handle;
 mod hooks;
 mod server;
+mod takeover;
 
 #[cfg(test)]
 mod tests;
@@ -64,6 +65,9 @@ pub(crate) struct ConnectInfo {
     /// The topic of the CONNECT's Last Will, if it carries one. The broker publishes the will
     /// when the connection dies, past the publish ACL, so it must be authorized here.
     pub(crate) will_topic: Option<String>,
+    /// Another CONNECT with this client id still holds the broker's session lock: accepting
+    /// this one would end in code 3 anyway (see `takeover`).
+    pub(crate) taken: bool,
     /// The listener it came through and what that listener's handshake proved.
     pub(crate) transport: Transport,
 }
@@ -163,6 +167,10 @@ pub(crate) trait BrokerHooks: Send + Sync + 'static {
     /// (over the listener's maximum packet size), or `protocol_error: ...` /
     /// `other: ...` with rmqtt's description.
     fn on_disconnected(&self, _client_id: &str, _reason: &str) {}
+
+    /// A client broke the MQTT protocol in a way the codec lets through (a PUBLISH to a
+    /// wildcard topic); the broker disconnects it.
+    fn on_protocol_violation(&self, _client_id: &str, _detail: &str) {}
 
     /// The broker is about to publish a client's Last Will (its connection died). `true`
     /// delivers it; `false` diverts it to a topic nobody may subscribe to. The publish ACL
