@@ -9,6 +9,7 @@ mod gateway;
 mod hardening;
 mod hub;
 mod python_sdk;
+mod qualify;
 mod scenarios;
 mod seed_rules;
 mod support;

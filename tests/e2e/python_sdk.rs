@@ -38,7 +38,7 @@ fn run(what: &str, cmd: &mut Command) {
 }
 
 /// The virtualenv's python with the SDK installed, made on first use.
-fn sdk_python() -> PathBuf {
+pub(crate) fn sdk_python() -> PathBuf {
     venv_python(
         "py-sdk-venv",
         &INSTALL,
