@@ -47,6 +47,8 @@ pub(crate) struct State {
     pub(crate) connack_holds: BTreeMap<String, Hold>,
     /// SUBACK holds decided at SUBSCRIBE, by client id and filter.
     pub(crate) suback_holds: BTreeMap<(String, String), Hold>,
+    /// Custom topics each product declares, with their permission.
+    pub(crate) custom_topics: crate::acl::CustomTopics,
 }
 
 pub(crate) struct HubCore {
@@ -64,6 +66,8 @@ pub(crate) struct HubCore {
     /// Wakes the task scheduler when timers may have changed.
     pub(crate) wake: Notify,
     pub(crate) ca: Option<HubCa>,
+    /// The latest firmware URL signed for each device, to name the device of a COS request.
+    pub(crate) issued: crate::http::Issued,
 }
 
 impl HubCore {
@@ -86,6 +90,7 @@ impl HubCore {
             release: watch::channel(0).0,
             wake: Notify::new(),
             ca,
+            issued: crate::http::Issued::default(),
         }
     }
 
@@ -170,13 +175,24 @@ impl HubCore {
 
     /// Publishes to a device's topic and records it.
     pub(crate) fn send(&self, state: &mut State, topic: &Topic, payload: Vec<u8>, qos: u8) {
-        let client_id = topic.device().client_id();
-        let topic_text = topic.to_string();
-        crate::strict::check_publish(self, state, &client_id, &topic_text, payload.len());
+        self.send_to(state, topic.device(), &topic.to_string(), payload, qos);
+    }
+
+    /// Publishes on any topic of `device`'s space and records it.
+    pub(crate) fn send_to(
+        &self,
+        state: &mut State,
+        device: &DeviceId,
+        topic_text: &str,
+        payload: Vec<u8>,
+        qos: u8,
+    ) {
+        let client_id = device.client_id();
+        crate::strict::check_publish(self, state, &client_id, topic_text, payload.len());
         let text = String::from_utf8_lossy(&payload).into_owned();
-        self.record(state, Direction::Out, &client_id, &topic_text, text);
+        self.record(state, Direction::Out, &client_id, topic_text, text);
         match self.broker.get() {
-            Some(b) => b.publish(&topic_text, payload, qos),
+            Some(b) => b.publish(topic_text, payload, qos),
             None => warn!("hub publish before the broker is attached"),
         }
     }

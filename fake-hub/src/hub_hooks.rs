@@ -1,9 +1,11 @@
 //! The broker hooks: every CONNECT, SUBSCRIBE and PUBLISH passes through here, is recorded,
 //! meets the fault rules, and is handed to the concern it belongs to.
 
+use crate::acl::Use;
 use crate::broker::{AuthVerdict, BrokerHooks, ConnectInfo, Hold};
 use crate::core::{HubCore, State};
 use crate::faults::{HubFaultAction, Point};
+use crate::registry::DeviceKind;
 use crate::transcript::Direction;
 use otasim_protocol::Topic;
 use tracing::info;
@@ -17,7 +19,7 @@ impl BrokerHooks for HubCore {
             .as_deref()
             .filter(|topic| !self.allow_publish(&info.client_id, topic));
         let mut state = self.lock();
-        let mut verdict = crate::auth::verdict(&state, info, self.clock.now_unix_secs());
+        let (mut verdict, why) = crate::auth::verdict(&state, info, self.clock.now_unix_secs());
         if verdict == AuthVerdict::Accept
             && let Some(topic) = will_refused
         {
@@ -44,17 +46,36 @@ impl BrokerHooks for HubCore {
                 }
             }
         }
-        let detail = format!(
-            "{verdict:?} (mqtt level {}, {}keepalive {} s)",
+        let mut detail = format!(
+            "{verdict:?} (mqtt level {}, {}, keepalive {} s, from {})",
             info.protocol_level,
-            if info.tls { "tls, " } else { "" },
-            info.keepalive_secs
+            info.transport.label(),
+            info.keepalive_secs,
+            info.peer
         );
+        if let Some(why) = why {
+            detail.push_str(": ");
+            detail.push_str(&why);
+        }
         self.event(&mut state, &info.client_id, "connect", detail);
         if verdict != AuthVerdict::Accept {
             info!(client_id = %info.client_id, ?verdict, "connect refused");
         }
         verdict
+    }
+
+    fn psk_key(&self, identity: &str) -> Option<Vec<u8>> {
+        let state = self.lock();
+        let rec = state.registry.by_client_id(identity)?;
+        if !rec.enabled || rec.kind == DeviceKind::Subdevice {
+            return None;
+        }
+        otasim_protocol::device_key(&rec.secret).ok()
+    }
+
+    fn on_transport_event(&self, who: &str, name: &str, detail: &str) {
+        let mut state = self.lock();
+        self.event(&mut state, who, name, detail.to_owned());
     }
 
     fn connack_hold(&self, client_id: &str) -> Option<Hold> {
@@ -63,10 +84,7 @@ impl BrokerHooks for HubCore {
 
     fn allow_subscribe(&self, client_id: &str, topic_filter: &str) -> bool {
         let mut state = self.lock();
-        let mut ok = matches!(
-            self.acts_for(&state, client_id, topic_filter),
-            Some(Topic::OtaUpdate(_) | Topic::GatewayOperationResult(_))
-        );
+        let mut ok = self.may_use(&state, client_id, topic_filter, Use::Subscribe);
         if ok {
             let point = Point::Subscribe {
                 client_id,
@@ -103,10 +121,7 @@ impl BrokerHooks for HubCore {
 
     fn allow_publish(&self, client_id: &str, topic: &str) -> bool {
         let state = self.lock();
-        matches!(
-            self.acts_for(&state, client_id, topic),
-            Some(Topic::OtaReport(_) | Topic::GatewayOperation(_))
-        )
+        self.may_use(&state, client_id, topic, Use::Publish)
     }
 
     fn on_publish(&self, client_id: &str, topic: &str, payload: &[u8], _qos: u8) {
@@ -115,6 +130,8 @@ impl BrokerHooks for HubCore {
         self.record(&mut state, Direction::In, client_id, topic, text);
         if let Ok(topic) = topic.parse::<Topic>() {
             self.dispatch(&mut state, client_id, &topic, payload);
+        } else {
+            crate::services::on_publish(self, &mut state, topic, payload);
         }
         drop(state);
         self.bump();
@@ -171,13 +188,14 @@ impl BrokerHooks for HubCore {
 }
 
 impl HubCore {
-    fn acts_for(&self, state: &State, client_id: &str, topic: &str) -> Option<Topic> {
-        let client = state.registry.by_client_id(client_id)?;
-        let topic: Topic = topic.parse().ok()?;
-        state
-            .registry
-            .may_act_for(client, topic.device())
-            .then_some(topic)
+    /// Whether the client may use the topic: granted in some device's space (see `acl`) that
+    /// is its own or, for a gateway, that of a bound and online subdevice.
+    fn may_use(&self, state: &State, client_id: &str, topic: &str, usage: Use) -> bool {
+        let Some(client) = state.registry.by_client_id(client_id) else {
+            return false;
+        };
+        crate::acl::granted(topic, usage, &state.custom_topics)
+            .is_some_and(|device| state.registry.may_act_for(client, &device))
     }
 
     /// A device message on one of the Hub's topics: its type meets the fault rules, then the

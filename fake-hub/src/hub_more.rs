@@ -45,12 +45,16 @@ impl Hub {
     /// timers fire, as if `by` had passed.
     pub fn advance_clock(&self, by: Duration) {
         self.core.clock.advance(by);
+        self.core
+            .store()
+            .set_clock_offset_ms(self.core.clock.wall_offset_ms());
         self.core.wake.notify_one();
     }
 
     /// Sets the hub's wall clock offset from real time, in milliseconds (negative is earlier).
     pub fn set_clock_offset_ms(&self, offset_ms: i64) {
         self.core.clock.set_wall_offset_ms(offset_ms);
+        self.core.store().set_clock_offset_ms(offset_ms);
     }
 
     /// The hub's wall clock offset from real time, in milliseconds.
@@ -144,5 +148,42 @@ impl Hub {
         drop(state);
         self.core.bump();
         Ok(())
+    }
+}
+
+impl Hub {
+    /// Declares a custom topic `{pid}/{dn}/{name}` for every device of `product_id`, with the
+    /// permission devices get on it (the Hub console's product topics).
+    pub fn add_product_topic(
+        &self,
+        product_id: &str,
+        name: &str,
+        access: crate::TopicAccess,
+    ) -> Result<(), HubError> {
+        DeviceId::new(product_id, "x").map_err(|e| HubError::Invalid {
+            field: "product_id",
+            reason: e.to_string(),
+        })?;
+        let levels_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .split('/')
+                .all(|l| !l.is_empty() && !l.contains(['+', '#']));
+        if !levels_ok || ["control", "data", "event"].contains(&name) {
+            return Err(HubError::Invalid {
+                field: "topic",
+                reason: format!(
+                    "{name:?}: 1 to 64 characters of non-empty levels without wildcards, \
+                     and not control, data or event (the Hub defines those)"
+                ),
+            });
+        }
+        self.core.lock().custom_topics.add(product_id, name, access);
+        Ok(())
+    }
+
+    /// The declared custom topics: product, name, permission.
+    pub fn product_topics(&self) -> Vec<(String, String, crate::TopicAccess)> {
+        self.core.lock().custom_topics.list()
     }
 }

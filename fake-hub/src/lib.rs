@@ -11,16 +11,20 @@
 //! a strict mode for the C SDK's limits; tasks with timeouts, retries, rate limits, start delays
 //! and override; and misbehaviour on cue through [`HubFaultRule`]s.
 
+mod acl;
 pub mod api;
 mod auth;
 mod broker;
 mod clock;
 mod core;
 mod faults;
+mod http;
+mod hub_cos;
 mod hub_hooks;
 mod hub_more;
 mod ota;
 mod registry;
+mod services;
 mod store;
 mod strict;
 mod tasks;
@@ -31,14 +35,16 @@ mod tls;
 mod topology;
 mod transcript;
 
+pub use acl::TopicAccess;
 pub use faults::{FaultId, Fires, HubFaultAction, HubFaultRule, InstalledFault, Milestone};
+pub use http::{HttpRecord, HttpRequest, RequestSink};
 pub use registry::{DeviceKind, FirmwareInfo};
-pub use store::{FirmwareStore, StoredObject};
+pub use store::{FirmwareStore, StoreError, StoredObject};
 pub use tasks::{
     DeviceUpdate, PushMethod, PushRequest, RateLimit, TaskOptions, TaskRequest, TaskStatus,
     UpdateState,
 };
-pub use tls::DeviceCert;
+pub use tls::{DeviceCert, ca_as_c_array};
 pub use topology::{BIND_MAX_AGE_SECS, BIND_MAX_AHEAD_SECS};
 pub use transcript::{
     Direction, MAX_CLIENT_ID_BYTES, MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES, TranscriptEntry,
@@ -46,8 +52,7 @@ pub use transcript::{
 };
 
 use crate::core::HubCore;
-use broker::{Broker, BrokerConfig, TlsListener};
-use md5::{Digest, Md5};
+use broker::{Broker, BrokerConfig, FrontLimits, TlsListener};
 use otasim_protocol::DeviceId;
 use registry::DeviceRecord;
 use serde::Serialize;
@@ -63,14 +68,29 @@ pub struct HubConfig {
     pub mqtt_addr: SocketAddr,
     /// How long a signed firmware URL stays valid.
     pub url_validity: Duration,
-    /// A second, mutual-TLS listener for certificate auth (`127.0.0.1:0` for an OS-assigned
-    /// port); `None` for none.
+    /// The TLS port (`127.0.0.1:0` for an OS-assigned port; `None` for none): TLS 1.2 PSK for
+    /// key-auth C SDK devices, server-certificate TLS for clients sending a password, and mutual
+    /// TLS for certificate devices, all on one port.
     pub tls_addr: Option<SocketAddr>,
     /// Warn when a hub message would break a real C SDK device (see [`Hub::set_strict`]).
     pub strict: bool,
     /// How much transcript the hub keeps in memory (see [`Hub::transcript`]).
     pub transcript_limits: TranscriptLimits,
+    /// How long a new connection on any MQTT listener has to send its whole CONNECT (TLS
+    /// handshake included); slower ones are closed and recorded.
+    pub connect_deadline: Duration,
+    /// How many connections each MQTT listener holds at once; more are closed at accept.
+    pub max_connections_per_listener: usize,
+    /// Host names or IPs the TLS server certificate names besides
+    /// `*.iotcloud.tencentdevices.com`, `localhost` and 127.0.0.1 (for example each product's
+    /// `{pid}.iotcloud.tencentdevices.com`).
+    pub tls_names: Vec<String>,
 }
+
+/// The default CONNECT deadline: ample for any real client, short enough to shed idle sockets.
+pub const DEFAULT_CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// The default cap of connections per MQTT listener.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 impl HubConfig {
     /// MQTT on loopback with an OS-assigned port, URLs valid for an hour, no TLS, not strict.
@@ -81,10 +101,13 @@ impl HubConfig {
             tls_addr: None,
             strict: false,
             transcript_limits: TranscriptLimits::DEFAULT,
+            connect_deadline: DEFAULT_CONNECT_DEADLINE,
+            max_connections_per_listener: DEFAULT_MAX_CONNECTIONS,
+            tls_names: Vec::new(),
         }
     }
 
-    /// [`HubConfig::loopback`] plus a mutual-TLS listener on an OS-assigned loopback port.
+    /// [`HubConfig::loopback`] plus the TLS port on an OS-assigned loopback port.
     pub fn loopback_with_tls() -> Self {
         HubConfig {
             tls_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -110,9 +133,22 @@ pub enum HubError {
         /// The version.
         version: String,
     },
-    /// The firmware store refused the upload.
-    #[error("storing firmware: {0}")]
-    Store(String),
+    /// The firmware store refused the operation.
+    #[error("firmware store: {0}")]
+    Store(#[from] StoreError),
+    /// That version was uploaded before with other bytes (devices may run the old image under
+    /// that name); upload with `replace` to overwrite it.
+    #[error(
+        "firmware {version} of product {product_id} exists with other bytes (md5 {md5}); ask to replace it"
+    )]
+    FirmwareConflict {
+        /// The product.
+        product_id: String,
+        /// The version.
+        version: String,
+        /// The MD5 of the bytes stored now.
+        md5: String,
+    },
     /// A push selected no device.
     #[error("the push selects no device")]
     NoTargets,
@@ -160,8 +196,20 @@ pub struct Hub {
 impl Hub {
     /// Starts the hub's broker on `config.mqtt_addr` (and `config.tls_addr`).
     pub async fn start(config: HubConfig, store: Arc<dyn FirmwareStore>) -> Result<Hub, HubError> {
+        if config.max_connections_per_listener == 0 {
+            return Err(HubError::Invalid {
+                field: "max_connections_per_listener",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if config.connect_deadline.is_zero() {
+            return Err(HubError::Invalid {
+                field: "connect_deadline",
+                reason: "must be more than 0".into(),
+            });
+        }
         let ca = match config.tls_addr {
-            Some(_) => Some(tls::HubCa::generate()?),
+            Some(_) => Some(tls::HubCa::generate(&config.tls_names)?),
             None => None,
         };
         let tls = config
@@ -169,16 +217,21 @@ impl Hub {
             .zip(ca.as_ref())
             .map(|(addr, ca)| TlsListener {
                 addr,
-                cert: ca.path("server.pem"),
-                key: ca.path("server.key"),
-                client_ca: ca.path("ca.pem"),
+                cert_pem: ca.server_cert_pem().to_owned(),
+                key_pem: ca.server_key_pem().to_owned(),
+                client_ca_pem: ca.ca_pem().to_owned(),
             });
+        let limits = FrontLimits {
+            connect_deadline: config.connect_deadline,
+            max_connections: config.max_connections_per_listener,
+        };
         let core = Arc::new(HubCore::new(store, config.url_validity, config.strict, ca));
         core.lock().transcript = transcript::Ring::new(config.transcript_limits);
         let broker = Broker::start(
             BrokerConfig {
                 mqtt_addr: config.mqtt_addr,
                 tls,
+                limits,
             },
             Arc::clone(&core) as _,
         )
@@ -192,6 +245,8 @@ impl Hub {
             ))
         })?;
         core.attach(broker.handle());
+        core.store()
+            .attach(http::RequestSink::new(Arc::downgrade(&core)));
         core.spawn(tasks_run::run(Arc::clone(&core)));
         Ok(Hub { core, broker })
     }
@@ -243,47 +298,16 @@ impl Hub {
         self.core.bump();
     }
 
-    /// Uploads a firmware image: computes size and MD5 and puts it in the store.
+    /// Uploads a firmware image: computes size and MD5 and puts it in the store. Uploading a
+    /// version again with the same bytes changes nothing; with other bytes it is refused with
+    /// [`HubError::FirmwareConflict`] (see [`Hub::upload_firmware_replacing`]).
     pub fn upload_firmware(
         &self,
         product_id: &str,
         version: &str,
         bytes: Vec<u8>,
     ) -> Result<FirmwareInfo, HubError> {
-        let id = DeviceId::new(product_id, "x").map_err(|e| HubError::Invalid {
-            field: "product_id",
-            reason: e.to_string(),
-        })?;
-        if version.is_empty() || version.len() > 32 {
-            return Err(HubError::Invalid {
-                field: "version",
-                reason: "must be 1 to 32 characters".into(),
-            });
-        }
-        let object: String = format!("{}_{}", id.product_id(), version)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let info = FirmwareInfo {
-            product_id: product_id.to_owned(),
-            version: version.to_owned(),
-            size_bytes: bytes.len() as u64,
-            md5: hex::encode(Md5::digest(&bytes)),
-            object: object.clone(),
-        };
-        self.core
-            .store()
-            .put(&object, bytes)
-            .map_err(HubError::Store)?;
-        self.core.lock().registry.put_firmware(info.clone());
-        self.core.bump();
-        Ok(info)
+        hub_cos::upload(self, product_id, version, bytes, false)
     }
 
     /// The uploaded firmware, by product and version.

@@ -4,7 +4,13 @@
 use crate::core::{HubCore, State};
 use crate::faults::{HubFaultAction, Point};
 use crate::tasks::Effect;
-use otasim_protocol::{DeviceId, DeviceOtaMessage, HubOtaMessage, Topic, UpdateFirmware};
+use otasim_protocol::{
+    DeviceId, DeviceOtaMessage, HubOtaMessage, MessageError, Topic, UpdateFirmware,
+};
+
+/// The `result_code` of a `report_version_rsp` refusing a version outside 1 to 32 characters
+/// (the SDKs only test for non-zero).
+const REFUSED_VERSION_CODE: i64 = 1;
 use tracing::warn;
 
 impl HubCore {
@@ -19,6 +25,11 @@ impl HubCore {
     ) {
         let msg = match DeviceOtaMessage::parse(payload) {
             Ok(m) => m,
+            // Out-of-range values are kept as sent and refused, never coerced.
+            Err(e @ (MessageError::PercentOutOfRange(_) | MessageError::FailWithoutCode(_))) => {
+                let detail = format!("ota report for {device}: {e}; not applied");
+                return self.event(state, client_id, "malformed", detail);
+            }
             Err(e) => {
                 return self.event(state, client_id, "ignored", format!("ota report: {e}"));
             }
@@ -35,6 +46,9 @@ impl HubCore {
         }
         match msg {
             DeviceOtaMessage::ReportVersion { version } => {
+                if let Err(e) = otasim_protocol::check_version(&version) {
+                    return self.refuse_version(state, client_id, device, &version, &e);
+                }
                 if let Some(rec) = state.registry.get_mut(device) {
                     rec.version = Some(version.clone());
                 }
@@ -48,9 +62,39 @@ impl HubCore {
                 self.update_event(state, device, |u| u.on_version(&version, at));
             }
             DeviceOtaMessage::ReportProgress(report) => {
-                self.update_event(state, device, |u| u.on_progress(&report, at));
+                let before = state.updates.get(device).map(|u| u.state.label());
+                if self.update_event(state, device, |u| u.on_progress(&report, at))
+                    == Effect::NotApplied
+                {
+                    let detail = format!(
+                        "late {:?} report for {device} after {}: recorded, not applied",
+                        report.state,
+                        before.unwrap_or("?")
+                    );
+                    self.event(state, client_id, "not applied", detail);
+                }
             }
         }
+    }
+
+    /// A `report_version` outside the Hub's version rule: answered with a non-zero
+    /// `result_code`, recorded, and neither stored nor applied to an update.
+    fn refuse_version(
+        &self,
+        state: &mut State,
+        client_id: &str,
+        device: &DeviceId,
+        version: &str,
+        why: &otasim_protocol::VersionError,
+    ) {
+        let detail = format!("report_version {version:?} for {device}: {why}");
+        self.event(state, client_id, "refused", detail);
+        let rsp = HubOtaMessage::ReportVersionRsp {
+            result_code: REFUSED_VERSION_CODE,
+            result_msg: why.to_string(),
+            version: version.to_owned(),
+        };
+        self.send(state, &Topic::OtaUpdate(device.clone()), rsp.encode(), 1);
     }
 
     /// Applies an event to the device's current update, sends what it asks for, and fires the
@@ -60,9 +104,9 @@ impl HubCore {
         state: &mut State,
         device: &DeviceId,
         event: impl FnOnce(&mut crate::tasks::DeviceUpdate) -> Effect,
-    ) {
+    ) -> Effect {
         let Some(u) = state.updates.get_mut(device) else {
-            return;
+            return Effect::None;
         };
         let before = u.state.label();
         let effect = event(u);
@@ -74,6 +118,7 @@ impl HubCore {
             self.wake.notify_one();
             self.on_task_state(state, device, task_id, after);
         }
+        effect
     }
 
     fn on_task_state(&self, state: &mut State, device: &DeviceId, task_id: u64, label: &str) {
@@ -111,7 +156,10 @@ impl HubCore {
             return warn!(%device, version = %target, "firmware vanished from the registry");
         };
         let url = match self.store().signed_url(&fw.object, self.url_validity) {
-            Ok(url) => url,
+            Ok(url) => {
+                self.issued.note(device, &fw.object);
+                url
+            }
             Err(e) => {
                 return warn!(%device, object = %fw.object, error = %e, "cannot sign a firmware url");
             }

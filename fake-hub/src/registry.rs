@@ -110,6 +110,15 @@ impl Registry {
             .insert((info.product_id.clone(), info.version.clone()), info);
     }
 
+    pub(crate) fn remove_firmware(
+        &mut self,
+        product_id: &str,
+        version: &str,
+    ) -> Option<FirmwareInfo> {
+        self.firmware
+            .remove(&(product_id.to_owned(), version.to_owned()))
+    }
+
     pub(crate) fn firmware(&self, product_id: &str, version: &str) -> Option<&FirmwareInfo> {
         self.firmware
             .get(&(product_id.to_owned(), version.to_owned()))

@@ -63,7 +63,8 @@ pub enum UpdateState {
     },
     /// The device reports burning.
     Burning,
-    /// The device reported `done`; waiting for its `report_version`.
+    /// The device reported `done`; waiting for its `report_version` (only under the task
+    /// option `require_version_report`; otherwise `done` is success).
     Done,
     /// An attempt failed; the hub re-sends `update_firmware` after the retry interval.
     WaitingRetry {
@@ -72,7 +73,8 @@ pub enum UpdateState {
         /// Why it failed.
         message: String,
     },
-    /// The device reported the target version after `done`.
+    /// The device reported `done` (or, under `require_version_report`, the target version
+    /// after `done`).
     Succeeded,
     /// The last attempt failed (device `fail`, a wrong version after `done`, or a timeout).
     Failed {
@@ -130,6 +132,8 @@ pub(crate) enum Effect {
     None,
     /// Send `update_firmware` with a freshly signed URL.
     Send,
+    /// The report would move the state backwards: recorded, not applied.
+    NotApplied,
 }
 
 /// Per-device timing taken from the task's options.
@@ -138,6 +142,7 @@ pub(crate) struct Policy {
     pub(crate) timeout: Option<Duration>,
     pub(crate) retries: u32,
     pub(crate) retry_interval: Duration,
+    pub(crate) require_version_report: bool,
 }
 
 /// One device's update under a task.
@@ -159,6 +164,10 @@ pub struct DeviceUpdate {
     pub commands_sent: u32,
     /// Attempts started (1 + retries used); 0 while queued.
     pub attempts: u32,
+    /// Something worth showing that did not change the outcome, such as a version reported
+    /// after `done` that is not the target ("reported 0.1 after done").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     #[serde(skip)]
     pub(crate) policy: Policy,
     /// When the queued update starts, the attempt times out, or the retry is due.
@@ -190,6 +199,7 @@ impl DeviceUpdate {
             history: vec![(ms(at), UpdateState::Queued)],
             commands_sent: 0,
             attempts: 0,
+            warning: None,
             policy,
             wake_at: Some(start_at),
         }
@@ -227,16 +237,27 @@ impl DeviceUpdate {
     }
 
     /// Applies a progress report about `report.version`; reports about other versions, or
-    /// outside an attempt, are stale.
+    /// outside an attempt, are stale. The state never moves backwards within an attempt: a
+    /// late `downloading` after `burning` is [`Effect::NotApplied`].
     pub(crate) fn on_progress(&mut self, report: &ProgressReport, at: Duration) -> Effect {
         if report.version != self.target_version || !self.state.in_flight() {
             return Effect::None;
         }
+        let rank = |s: &UpdateState| match s {
+            UpdateState::Downloading { .. } => 1,
+            UpdateState::Burning => 2,
+            UpdateState::Done | UpdateState::Succeeded => 3,
+            _ => 0,
+        };
         let state = match report.state {
             ProgressState::Downloading => UpdateState::Downloading {
                 percent: report.percent.unwrap_or(0),
             },
             ProgressState::Burning => UpdateState::Burning,
+            ProgressState::Done if !self.policy.require_version_report => {
+                self.wake_at = None;
+                UpdateState::Succeeded
+            }
             ProgressState::Done => UpdateState::Done,
             ProgressState::Fail => {
                 let code = report.result_code.code();
@@ -244,6 +265,9 @@ impl DeviceUpdate {
                 return Effect::None;
             }
         };
+        if rank(&state) < rank(&self.state) {
+            return Effect::NotApplied;
+        }
         self.set(state, at);
         Effect::None
     }
@@ -254,6 +278,13 @@ impl DeviceUpdate {
     /// hub re-sends it with a fresh URL and the attempt goes back to `pushed`.
     pub(crate) fn on_version(&mut self, version: &str, at: Duration) -> Effect {
         match &self.state {
+            UpdateState::Succeeded if version != self.target_version => {
+                self.warning = Some(format!(
+                    "reported {version} after done (target {})",
+                    self.target_version
+                ));
+                Effect::None
+            }
             UpdateState::Done if version == self.target_version => {
                 self.wake_at = None;
                 self.set(UpdateState::Succeeded, at);
@@ -325,6 +356,9 @@ pub struct TaskStatus {
     pub summary: BTreeMap<String, usize>,
     /// How many devices failed with each failure code.
     pub failures: BTreeMap<i32, usize>,
+    /// Devices with a warning (see [`DeviceUpdate::warning`]): device to warning.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub warnings: BTreeMap<String, String>,
     /// Whether it was cancelled.
     pub cancelled: bool,
 }

@@ -52,6 +52,11 @@ pub struct TaskOptions {
     /// for them). Without it such devices are skipped and listed in the task.
     #[serde(default)]
     pub override_running: bool,
+    /// The strict success rule: a device succeeds only when it reports the target version
+    /// after `done`, and any other version then fails it. Without it (the Hub console's rule,
+    /// which the official samples rely on: they never report the new version) `done` is success.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_version_report: bool,
 }
 
 /// Devices started per period ("devices per minute" on the console).
@@ -72,6 +77,7 @@ impl TaskOptions {
             timeout: self.timeout,
             retries: self.retries,
             retry_interval: self.retry_interval,
+            require_version_report: self.require_version_report,
         }
     }
 

@@ -179,6 +179,10 @@ pub(crate) fn status(core: &HubCore, task_id: u64) -> Option<TaskStatus> {
         .filter(|u| u.task_id == task_id)
         .collect();
     let (summary, failures) = tasks::summarize(devices.iter().copied());
+    let warnings = devices
+        .iter()
+        .filter_map(|d| Some((d.device.to_string(), d.warning.clone()?)))
+        .collect();
     Some(TaskStatus {
         id: task_id,
         request: task.request,
@@ -190,6 +194,7 @@ pub(crate) fn status(core: &HubCore, task_id: u64) -> Option<TaskStatus> {
         skipped: task.skipped,
         summary,
         failures,
+        warnings,
         cancelled: task.cancelled,
     })
 }

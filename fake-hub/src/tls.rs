@@ -1,5 +1,6 @@
-//! The hub's certificate authority, made with rcgen at run time: the TLS listener's server
-//! certificate and per-device client certificates for certificate auth.
+//! The hub's certificate authority, made with rcgen at run time: the TLS port's server
+//! certificate (for every name devices dial: `*.iotcloud.tencentdevices.com`, each product's
+//! host, `localhost`, 127.0.0.1) and per-device client certificates for certificate auth.
 //!
 //! A device certificate's common name is the device's MQTT client id,
 //! `{product_id}{device_name}`: the hub identifies a TLS client by it.
@@ -9,7 +10,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use std::path::PathBuf;
 
 use crate::HubError;
 
@@ -22,12 +22,15 @@ pub struct DeviceCert {
     pub key_pem: String,
 }
 
-/// The CA and the files the TLS listener reads (rmqtt takes paths, not bytes).
+/// The wildcard every product's MQTT host name falls under.
+pub(crate) const HUB_WILDCARD: &str = "*.iotcloud.tencentdevices.com";
+
+/// The CA and the TLS port's server certificate and key, all PEM.
 pub(crate) struct HubCa {
     issuer: Issuer<'static, KeyPair>,
     ca_pem: String,
-    /// Holds the PEM files; removed when the hub is dropped.
-    dir: tempfile::TempDir,
+    server_cert_pem: String,
+    server_key_pem: String,
 }
 
 fn tls_error(what: &'static str) -> impl FnOnce(rcgen::Error) -> HubError {
@@ -35,8 +38,9 @@ fn tls_error(what: &'static str) -> impl FnOnce(rcgen::Error) -> HubError {
 }
 
 impl HubCa {
-    /// A fresh CA, and a server certificate for `localhost` and 127.0.0.1 written beside it.
-    pub(crate) fn generate() -> Result<HubCa, HubError> {
+    /// A fresh CA, and a server certificate for the Hub's host names plus `extra_names`
+    /// (each product's `{pid}.iotcloud.tencentdevices.com`, other host names or IPs).
+    pub(crate) fn generate(extra_names: &[String]) -> Result<HubCa, HubError> {
         let ca_key = KeyPair::generate().map_err(tls_error("CA key"))?;
         let mut params =
             CertificateParams::new(Vec::<String>::new()).map_err(tls_error("CA params"))?;
@@ -46,13 +50,17 @@ impl HubCa {
             .push(DnType::CommonName, "otasim fake-hub CA");
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca_cert = params.self_signed(&ca_key).map_err(tls_error("CA cert"))?;
-        let dir = tempfile::tempdir().map_err(|e| HubError::Tls(format!("temp dir: {e}")))?;
-        let ca = HubCa {
-            issuer: Issuer::new(params, ca_key),
-            ca_pem: ca_cert.pem(),
-            dir,
-        };
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let issuer = Issuer::new(params, ca_key);
+        let mut names = vec![
+            HUB_WILDCARD.to_owned(),
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+        ];
+        for name in extra_names {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
         let mut server = CertificateParams::new(names).map_err(tls_error("server names"))?;
         server
             .distinguished_name
@@ -60,26 +68,26 @@ impl HubCa {
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate().map_err(tls_error("server key"))?;
         let cert = server
-            .signed_by(&key, &ca.issuer)
+            .signed_by(&key, &issuer)
             .map_err(tls_error("server cert"))?;
-        ca.write("server.pem", &cert.pem())?;
-        ca.write("server.key", &key.serialize_pem())?;
-        ca.write("ca.pem", &ca.ca_pem)?;
-        Ok(ca)
-    }
-
-    fn write(&self, name: &str, pem: &str) -> Result<(), HubError> {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, pem)
-            .map_err(|e| HubError::Tls(format!("writing {}: {e}", path.display())))
-    }
-
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        Ok(HubCa {
+            issuer,
+            ca_pem: ca_cert.pem(),
+            server_cert_pem: cert.pem(),
+            server_key_pem: key.serialize_pem(),
+        })
     }
 
     pub(crate) fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    pub(crate) fn server_cert_pem(&self) -> &str {
+        &self.server_cert_pem
+    }
+
+    pub(crate) fn server_key_pem(&self) -> &str {
+        &self.server_key_pem
     }
 
     /// A client certificate whose CN is the device's client id.
@@ -101,5 +109,31 @@ impl HubCa {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+}
+
+/// A CA PEM as a C string array initialiser, ready to paste as the C SDK's
+/// `static const char *iot_https_ca_crt = ...` (and `iot_ca_crt`): one quoted line per PEM
+/// line, each ending in `\r\n` as in the SDK's own `qcloud_iot_ca.c`.
+pub fn ca_as_c_array(pem: &str) -> String {
+    let mut out = String::from("static const char *iot_https_ca_crt = {\n");
+    for line in pem.lines().filter(|l| !l.trim().is_empty()) {
+        out.push_str(&format!("    \"{}\\r\\n\"\n", line.trim()));
+    }
+    out.push_str("};\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_array_quotes_every_pem_line_with_its_newline() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            ca_as_c_array(pem),
+            "static const char *iot_https_ca_crt = {\n    \"-----BEGIN CERTIFICATE-----\\r\\n\"\n    \"AAA\\r\\n\"\n    \"-----END CERTIFICATE-----\\r\\n\"\n};\n"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The hub's transcript: every MQTT message in and out, and every connection event, in order.
+//! The hub's transcript: every MQTT message in and out, every connection event and every COS
+//! request, in order.
 
 use serde::Serialize;
 use std::time::Duration;
@@ -18,6 +19,11 @@ pub enum Direction {
     /// `ignored` (malformed JSON, an unknown type, a wrong shape), `will refused` (a CONNECT whose
     /// Last Will the client may not publish), `will` (a Last Will sent, followed by its `In` entry).
     Event,
+    /// An HTTP request the firmware store (COS) answered: `client_id` is the device the URL
+    /// was signed for, `topic` is `METHOD /object`, the payload an [`HttpRecord`] as JSON.
+    ///
+    /// [`HttpRecord`]: crate::HttpRecord
+    Http,
 }
 
 /// One line of the transcript.

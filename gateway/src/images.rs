@@ -18,6 +18,9 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, info, warn};
 
+/// How often a download tells observers its byte count (progress bars redraw from it).
+const PROGRESS_EVENT_EVERY: Duration = Duration::from_millis(100);
+
 /// The state of one job, as its watcher sees it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct JobState {
@@ -83,7 +86,18 @@ impl ImageCache {
         tokio::spawn(
             async move {
                 let cancel = shared.cancel.child_token();
+                let mut shown: Option<std::time::Instant> = None;
                 let progress = |p: crate::download::Progress| {
+                    let now = std::time::Instant::now();
+                    let last = p.downloaded_bytes == p.file_size;
+                    if last || shown.is_none_or(|t| now - t >= PROGRESS_EVENT_EVERY) {
+                        shown = Some(now);
+                        shared.emit(GatewayEvent::DownloadProgress {
+                            device: device.clone(),
+                            stored_bytes: p.downloaded_bytes,
+                            total_bytes: p.file_size,
+                        });
+                    }
                     tx.send_replace(JobState {
                         stored_bytes: p.downloaded_bytes,
                         total_bytes: p.file_size,

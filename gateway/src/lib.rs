@@ -78,6 +78,16 @@ pub enum GatewayEvent {
         /// Percent burned.
         percent: u8,
     },
+    /// Bytes of an image stored so far, at most ten times a second per download (for progress
+    /// bars; the Hub gets percentages at most once a second).
+    DownloadProgress {
+        /// The subdevice whose command started the download.
+        device: DeviceId,
+        /// Bytes stored and hashed.
+        stored_bytes: u64,
+        /// The image's size.
+        total_bytes: u64,
+    },
     /// An image finished downloading (or was found complete on disk).
     ImageFetched {
         /// The subdevice whose command started the download.

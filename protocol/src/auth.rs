@@ -154,6 +154,12 @@ fn decode_secret(secret_b64: &str) -> Result<Vec<u8>, AuthError> {
         .map_err(|_| AuthError::BadSecret)
 }
 
+/// The device's key: its base64 secret decoded. It keys the password HMAC, and it is the
+/// pre-shared key of the C SDK's TLS-PSK handshake (identity = the client id).
+pub fn device_key(secret_b64: &str) -> Result<Vec<u8>, AuthError> {
+    decode_secret(secret_b64)
+}
+
 impl Credentials {
     /// Builds credentials as the SDKs do. `expiry` is written as given (seconds or milliseconds).
     pub fn make(

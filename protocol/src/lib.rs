@@ -14,8 +14,9 @@ mod gateway_op;
 mod ids;
 mod ota;
 mod topic;
+mod version;
 
-pub use auth::{AuthError, Credentials, SDK_APP_ID, SignMethod, Username};
+pub use auth::{AuthError, Credentials, SDK_APP_ID, SignMethod, Username, device_key};
 pub use bind::{bind_signature, verify_bind_signature};
 pub use codes::{GatewayResult, OtaResultCode};
 pub use device_info::{AuthMode, DeviceInfo, DeviceInfoError};
@@ -25,3 +26,4 @@ pub use ota::{
     DeviceOtaMessage, HubOtaMessage, MessageError, ProgressReport, ProgressState, UpdateFirmware,
 };
 pub use topic::{Topic, TopicError};
+pub use version::{MAX_VERSION_CHARS, VersionError, check_version};

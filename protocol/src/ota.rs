@@ -15,6 +15,12 @@ pub enum MessageError {
     /// The payload names a `type` this protocol does not know.
     #[error("unknown message type {0:?}")]
     UnknownType(String),
+    /// A progress `percent` outside 0 to 100 (kept as sent, never clamped).
+    #[error("percent {0} is outside 0 to 100")]
+    PercentOutOfRange(i64),
+    /// A `fail` report whose `result_code` is missing or 0: a failure must say which.
+    #[error("a fail report needs a non-zero result_code, got {0}")]
+    FailWithoutCode(i64),
 }
 
 /// The `state` of a progress report.
@@ -192,7 +198,18 @@ impl DeviceOtaMessage {
             },
             DeviceWire::ReportProgress { report } => {
                 let p = report.progress;
-                let percent = p.percent.map(|v| v.clamp(0, 100) as u8);
+                let percent = match p.percent {
+                    Some(v) => Some(
+                        u8::try_from(v)
+                            .ok()
+                            .filter(|v| *v <= 100)
+                            .ok_or(MessageError::PercentOutOfRange(v))?,
+                    ),
+                    None => None,
+                };
+                if p.state == ProgressState::Fail && p.result_code == 0 {
+                    return Err(MessageError::FailWithoutCode(p.result_code));
+                }
                 let code = i32::try_from(p.result_code).unwrap_or(i32::MIN);
                 DeviceOtaMessage::ReportProgress(ProgressReport {
                     state: p.state,

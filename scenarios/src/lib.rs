@@ -27,6 +27,7 @@
 //! `catalog/`, run by `otasim run scenarios/catalog`.
 
 mod burner;
+mod cos_store;
 mod expect;
 mod failure;
 mod files;
@@ -42,6 +43,7 @@ mod steps;
 mod timeline;
 mod world;
 
+pub use cos_store::{CosStore, HubCos};
 pub use expect::{
     DeviceOutcome, MsgPattern, PatternError, PercentRange, ReportItem, ReportPattern,
     ResultPattern, describe_report,
@@ -66,7 +68,7 @@ pub use run::{
     run_with,
 };
 pub use timeline::{describe_cos, describe_entry};
-pub use world::{CosStore, Note, Ports, World, WorldError};
+pub use world::{Note, Ports, World, WorldError};
 
 /// The seed demo scenario, built into the binary.
 pub const SEED_DEMO: &str = include_str!("../catalog/seed-demo.toml");

@@ -1,6 +1,6 @@
 //! One readable line per transcript entry, for the live timeline.
 
-use fake_hub::{Direction, TranscriptEntry};
+use fake_hub::{Direction, HttpRecord, TranscriptEntry};
 use otasim_protocol::{DeviceOtaMessage, GatewayReply, GatewayRequest, HubOtaMessage, Topic};
 
 /// Describes an entry as a person would say it: `light1 -> hub  downloading 0%`.
@@ -15,6 +15,7 @@ pub fn describe_entry(e: &TranscriptEntry) -> String {
         Direction::Out => format!("hub -> {who}"),
         Direction::Refused => format!("{who} -x hub (refused)"),
         Direction::Event => return format!("{:<22} {} {}", e.client_id, e.topic, e.payload),
+        Direction::Http => return describe_http(e),
     };
     format!(
         "{arrow:<22} {}",
@@ -40,7 +41,7 @@ fn summary(topic: Option<&Topic>, payload: &[u8]) -> String {
                 if p.result_code.code() != 0 {
                     s.push_str(&format!(" {} {:?}", p.result_code, p.result_msg));
                 }
-                format!("{s}  (v{})", p.version)
+                format!("{s}  (version {})", p.version)
             }
             Err(_) => text(),
         },
@@ -61,7 +62,11 @@ fn summary(topic: Option<&Topic>, payload: &[u8]) -> String {
         Some(Topic::GatewayOperation(_)) => match GatewayRequest::parse(payload) {
             Ok(r) => {
                 let names: Vec<_> = r.devices.iter().map(|d| d.device_name.as_str()).collect();
-                format!("{:?} {}", r.kind, names.join(",")).to_lowercase()
+                format!(
+                    "{} {}",
+                    format!("{:?}", r.kind).to_lowercase(),
+                    names.join(",")
+                )
             }
             Err(_) => text(),
         },
@@ -72,12 +77,48 @@ fn summary(topic: Option<&Topic>, payload: &[u8]) -> String {
                     .iter()
                     .map(|d| format!("{}={}", d.device_name, d.result.unwrap_or(0)))
                     .collect();
-                format!("{:?} result {}", r.kind, items.join(",")).to_lowercase()
+                format!(
+                    "{} result {}",
+                    format!("{:?}", r.kind).to_lowercase(),
+                    items.join(",")
+                )
             }
             Err(_) => text(),
         },
         None => text(),
     }
+}
+
+/// A COS request: `light1 <- cos  GET /PID_1.0 bytes=100- -> 206 50 B cut (fault cut_after)`.
+fn describe_http(e: &TranscriptEntry) -> String {
+    let Ok(r) = serde_json::from_str::<HttpRecord>(&e.payload) else {
+        return format!("{:<22} {} {}", e.client_id, e.topic, e.payload);
+    };
+    let names: Vec<&str> = r
+        .devices
+        .iter()
+        .map(|d| d.split_once('/').map_or(d.as_str(), |(_, name)| name))
+        .collect();
+    let who = if names.is_empty() {
+        r.request.client.clone()
+    } else {
+        names.join(",")
+    };
+    let q = &r.request;
+    let mut line = format!("{:<22} {}", format!("{who} <- cos"), e.topic);
+    if let Some(range) = &q.range {
+        line.push_str(&format!(" {range}"));
+    }
+    line.push_str(&format!(" -> {} {} B {}", q.status, q.bytes_sent, q.end));
+    if let Some(kind) = q
+        .fault
+        .as_ref()
+        .and_then(|f| f.pointer("/verdict/kind"))
+        .and_then(|k| k.as_str())
+    {
+        line.push_str(&format!(" (fault {kind})"));
+    }
+    line
 }
 
 /// Describes a COS request as a person would say it:

@@ -1,12 +1,12 @@
 //! A world for one scenario: fake COS, fake hub and gateways, on loopback with their own ports
 //! and temp directories, so scenarios run side by side.
 
+use crate::CosStore;
 use crate::burner::ScenarioBurner;
 use crate::happened::Happened;
 use crate::plan::{GatewayRun, Plan};
-use bytes::Bytes;
 use fake_cos::{Cos, CosConfig, FaultRule, Verdict};
-use fake_hub::{FirmwareStore, Hub, HubConfig};
+use fake_hub::{Hub, HubConfig};
 use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayOptions, HubAddress, SubdeviceConfig};
 use otasim_protocol::{DeviceId, DeviceInfo};
 use serde::Serialize;
@@ -45,52 +45,6 @@ pub struct Note {
     pub text: String,
     /// For `http`: the COS journal's request number.
     pub cos_seq: Option<u64>,
-}
-
-/// Puts hub uploads on fake COS and signs URLs with it: the glue between the two fakes, which
-/// know nothing of each other. `otasim hub` and the end-to-end tests use it too.
-pub struct CosStore(pub Cos);
-
-impl FirmwareStore for CosStore {
-    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {
-        self.0
-            .put_object(object, Bytes::from(bytes))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn signed_url(&self, object: &str, valid_for: Duration) -> Result<String, String> {
-        self.0
-            .signed_url(object, valid_for)
-            .map_err(|e| e.to_string())
-    }
-
-    fn signed_put_url(&self, object: &str, valid_for: Duration) -> Result<String, String> {
-        let key = upload_key()?;
-        self.0.add_key(key.clone());
-        self.0
-            .presigned_put_url(object, &key, valid_for)
-            .map_err(|e| e.to_string())
-    }
-
-    fn stat(&self, object: &str) -> Option<fake_hub::StoredObject> {
-        self.0.object_info(object).map(|o| fake_hub::StoredObject {
-            size_bytes: o.size,
-            md5: o.md5_hex,
-        })
-    }
-}
-
-/// The COS key the hub signs upload URLs with (the Cloud API's `GetCOSURL`): made once per
-/// process, from the standard library's random hasher seed, and never shown to clients.
-fn upload_key() -> Result<fake_cos::CosKey, String> {
-    use std::hash::{BuildHasher, RandomState};
-    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let secret = SECRET.get_or_init(|| {
-        let state = RandomState::new();
-        format!("{:016x}{:016x}", state.hash_one(1u8), state.hash_one(2u8))
-    });
-    fake_cos::CosKey::new("AKIDotasimHubUploads", secret.as_str()).map_err(|e| e.to_string())
 }
 
 enum Running {

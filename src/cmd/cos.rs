@@ -43,7 +43,7 @@ pub struct CosArgs {
 }
 
 pub(super) async fn run(args: CosArgs) -> anyhow::Result<ExitCode> {
-    let stop = stop_signal()?;
+    let stop = super::signal::stop_signal()?;
     let identity = if args.tls {
         let hosts: Vec<String> = [Some(args.host.clone()), args.public_host.clone()]
             .into_iter()
@@ -63,14 +63,30 @@ pub(super) async fn run(args: CosArgs) -> anyhow::Result<ExitCode> {
     let cos = fake_cos::start(listener, config).await?;
     let admin = cos.serve_admin(admin_listener).await?;
     let scheme = if args.tls { "https" } else { "http" };
-    println!("cos: {scheme}://{}", cos.local_addr());
-    println!("admin: {}", admin.url());
-    if let Some(identity) = &identity {
-        print_ca(identity, args.ca_out.as_ref())?;
-    }
     // Subscribed before any URL is printed, so no request made with one can be missed.
     let live = (!args.quiet).then(|| cos.subscribe_journal());
-    load(&cos, &args)?;
+    // Everything that can fail comes before the `listening` line, which scripts wait for.
+    let objects = load(&cos, &args)?;
+    if let (Some(identity), Some(path)) = (&identity, &args.ca_out) {
+        std::fs::write(path, identity.ca_pem())
+            .with_context(|| format!("writing the CA certificate to {}", path.display()))?;
+    }
+    say!(
+        "listening cos={} admin={}",
+        cos.local_addr(),
+        admin.local_addr()
+    );
+    say!("cos: {scheme}://{}", cos.local_addr());
+    say!("admin: {}", admin.url());
+    if let Some(identity) = &identity {
+        match &args.ca_out {
+            Some(path) => say!("ca: {}", path.display()),
+            None => say_raw!("ca:\n{}", identity.ca_pem()),
+        }
+    }
+    for line in objects {
+        say!("{line}");
+    }
     match live {
         Some(live) => print_requests(live, stop).await,
         None => stop.await,
@@ -91,8 +107,8 @@ async fn print_requests(
         tokio::select! {
             () = &mut stop => break,
             entry = live.recv() => match entry {
-                Ok(entry) => println!("{entry}"),
-                Err(RecvError::Lagged(n)) => println!("({n} journal updates skipped)"),
+                Ok(entry) => say!("{entry}"),
+                Err(RecvError::Lagged(n)) => say!("({n} journal updates skipped)"),
                 Err(RecvError::Closed) => break,
             },
         }
@@ -105,21 +121,14 @@ async fn bind(host: &str, port: u16, what: &str) -> anyhow::Result<TcpListener> 
         .with_context(|| format!("binding the {what} listener on {host}:{port}"))
 }
 
-fn print_ca(identity: &TlsIdentity, out: Option<&PathBuf>) -> anyhow::Result<()> {
-    match out {
-        Some(path) => {
-            std::fs::write(path, identity.ca_pem())
-                .with_context(|| format!("writing the CA certificate to {}", path.display()))?;
-            println!("ca: {}", path.display());
-        }
-        None => print!("ca:\n{}", identity.ca_pem()),
-    }
-    Ok(())
-}
-
-/// Stores the folder's files and prints one signed URL per object.
-fn load(cos: &Cos, args: &CosArgs) -> anyhow::Result<()> {
-    let load = cos.put_dir(&args.dir)?;
+/// Stores the folder's files; answers one line per object with its signed URL.
+fn load(cos: &Cos, args: &CosArgs) -> anyhow::Result<Vec<String>> {
+    let load = cos.put_dir(&args.dir).with_context(|| {
+        format!(
+            "serving {}: pass --dir with a folder of firmware files (examples/firmware is one)",
+            args.dir.display()
+        )
+    })?;
     for (path, reason) in &load.skipped {
         eprintln!("warning: skipping {}: {reason}", path.display());
     }
@@ -127,26 +136,13 @@ fn load(cos: &Cos, args: &CosArgs) -> anyhow::Result<()> {
         eprintln!("warning: no objects in {}", args.dir.display());
     }
     let valid_for = Duration::from_secs(args.url_valid_secs);
+    let mut lines = Vec::new();
     for info in &load.loaded {
         let url = cos.signed_url(&info.name, valid_for)?;
-        println!(
+        lines.push(format!(
             "object {} size={} md5={} url={url}",
             info.name, info.size, info.md5_hex
-        );
+        ));
     }
-    Ok(())
-}
-
-/// Registers Ctrl-C (SIGINT) and SIGTERM handlers now, so a signal sent as soon as anything is
-/// printed is caught; the future resolves on the first of them.
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
-    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
+    Ok(lines)
 }

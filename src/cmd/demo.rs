@@ -16,7 +16,7 @@ pub struct DemoArgs {
     #[arg(long)]
     json: bool,
     /// Keep the demo's world running afterwards and serve the web console and control API on
-    /// this loopback port (0 picks one), until Ctrl-C.
+    /// this loopback port (8080 if PORT is left out; 0 picks a free one), until Ctrl-C.
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
     serve: Option<u16>,
 }
@@ -32,7 +32,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move {
             while let Some(entry) = rx.recv().await {
                 let entry: scenarios::TranscriptEntry = entry;
-                println!(
+                say!(
                     "{:>9.1} ms  {}",
                     entry.at.as_secs_f64() * 1000.0,
                     describe_entry(&entry)
@@ -41,7 +41,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         })
     });
     if !args.json {
-        println!("otasim demo: {}\n", plan.description);
+        say!("otasim demo: {}\n", plan.description);
     }
     let (report, world) =
         scenarios::run_keeping_world(&plan, plan.seed, (!args.json).then_some(tx)).await?;
@@ -50,16 +50,16 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let _ = p.await;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!();
-        print!("{}", table::devices(&report.devices));
+        say!();
+        say_raw!("{}", table::devices(&report.devices));
         if report.passed {
-            println!("\nexpected outcome held ({} ms)", report.elapsed_ms);
+            say!("\nexpected outcome held ({} ms)", report.elapsed_ms);
         } else {
-            println!("\nexpected outcome did NOT hold:");
+            say!("\nexpected outcome did NOT hold:");
             for f in &report.failures {
-                println!("  - {f}");
+                say!("  - {f}");
             }
         }
     }
@@ -76,15 +76,19 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// Serves the finished demo's hub through the control API and the web console until Ctrl-C.
 async fn serve(world: scenarios::World, port: u16) -> anyhow::Result<()> {
+    let stop = super::signal::stop_signal()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .with_context(|| format!("binding the console on 127.0.0.1:{port}"))?;
+        .with_context(|| {
+            format!(
+                "binding the console on 127.0.0.1:{port} (pass another PORT, or 0 for a free one)"
+            )
+        })?;
     let api = fake_hub::api::serve_with(listener, Arc::clone(&world.hub), crate::console::router())
         .context("starting the control API")?;
-    println!("\nconsole: http://{}/  (Ctrl-C to stop)", api.local_addr());
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    say!("\nlistening api={}", api.local_addr());
+    say!("console: http://{}/  (Ctrl-C to stop)", api.local_addr());
+    stop.await;
     api.shutdown().await;
     world.shutdown().await;
     Ok(())

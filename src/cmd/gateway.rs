@@ -11,14 +11,16 @@ use gateway::{
     BurnerChoice, Gateway, GatewayConfig, GatewayEvent, GatewayOptions, HubAddress, SubdevicesFile,
     TlsSettings,
 };
-use otasim_protocol::{DeviceId, DeviceInfo, ProgressReport, ProgressState};
+use otasim_protocol::{DeviceId, DeviceInfo, GatewayResult, ProgressReport, ProgressState};
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+
+mod bars;
+use bars::Bars;
 
 /// Arguments of `otasim gateway`.
 #[derive(Debug, Args)]
@@ -63,50 +65,42 @@ pub struct GatewayArgs {
 }
 
 pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    let stop = super::signal::stop_signal()?;
     let (config, options) = build(&args)?;
     let hub = format!("{}:{}", config.hub.host, config.hub.port);
     let gateway_id = config.device.clone();
     let subdevices: Vec<DeviceId> = config.subdevices.iter().map(|s| s.id.clone()).collect();
     let gw = Gateway::start_with(config, options).context("starting the gateway")?;
     let events = gw.events();
-    println!(
+    say!(
         "gateway {gateway_id} hub={hub} state_dir={} subdevices={}",
         args.state_dir.display(),
         subdevices.len()
     );
-    let display = if std::io::stderr().is_terminal() {
+    let mut display = if std::io::stderr().is_terminal() {
         Display::Bars(Bars::new(&subdevices))
     } else {
         Display::Lines
     };
     tokio::select! {
-        _ = show(events, display) => {}
-        _ = stop_signal() => {}
+        // Cancel-safe: a lost event only means one less redraw; the bars are ended below.
+        _ = show(events, &mut display) => {}
+        () = stop => {}
+    }
+    if let Display::Bars(bars) = &display {
+        bars.stopped();
     }
     gw.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 fn build(args: &GatewayArgs) -> anyhow::Result<(GatewayConfig, GatewayOptions)> {
-    let text = std::fs::read_to_string(&args.device_info)
-        .with_context(|| format!("reading {}", args.device_info.display()))?;
+    let text = std::fs::read_to_string(&args.device_info).with_context(|| {
+        format!(
+            "reading {}: pass the SDKs' device_info.json (examples/device_info.json is one)",
+            args.device_info.display()
+        )
+    })?;
     let info = DeviceInfo::parse(&text)
         .with_context(|| format!("parsing {}", args.device_info.display()))?;
     let product = info
@@ -123,8 +117,11 @@ fn build(args: &GatewayArgs) -> anyhow::Result<(GatewayConfig, GatewayOptions)> 
     let behaviours = match &args.subdevices {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+                .with_context(|| format!("reading the subdevices file {}", path.display()))?;
             let file = SubdevicesFile::parse(&text).with_context(|| path.display().to_string())?;
+            for warning in file.deprecations() {
+                eprintln!("warning: {}: {warning}", path.display());
+            }
             file.apply(&mut config)
                 .with_context(|| path.display().to_string())?
         }
@@ -172,19 +169,21 @@ enum Display {
     Lines,
 }
 
-async fn show(mut events: broadcast::Receiver<GatewayEvent>, mut display: Display) {
+async fn show(mut events: broadcast::Receiver<GatewayEvent>, display: &mut Display) {
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                println!("event=lagged skipped={n}");
+                say!("event=lagged skipped={n}");
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        match &mut display {
+        match display {
             Display::Bars(bars) => bars.update(&event),
-            Display::Lines => println!("{}", line(&event)),
+            // Byte counts come ten times a second: only bars show them.
+            Display::Lines if matches!(event, GatewayEvent::DownloadProgress { .. }) => {}
+            Display::Lines => say!("{}", line(&event)),
         }
     }
 }
@@ -222,9 +221,18 @@ fn line(event: &GatewayEvent) -> String {
     match event {
         GatewayEvent::Connected => "event=connected".into(),
         GatewayEvent::Disconnected { reason } => format!("event=disconnected reason={reason:?}"),
-        GatewayEvent::Online { device, result } => {
-            format!("event=online device={device} result={result}")
+        GatewayEvent::Online { device, result: 0 } => {
+            format!("event=online device={device} result=0")
         }
+        GatewayEvent::Online { device, result } => format!(
+            "event=online device={device} result={result} why={:?}",
+            online_refusal(device, *result)
+        ),
+        GatewayEvent::DownloadProgress {
+            device,
+            stored_bytes,
+            total_bytes,
+        } => format!("event=download device={device} bytes={stored_bytes} total={total_bytes}"),
         GatewayEvent::Report { device, report } => {
             format!("event=report device={device} {}", report_fields(report))
         }
@@ -239,87 +247,28 @@ fn line(event: &GatewayEvent) -> String {
     }
 }
 
-/// One redrawn line per subdevice on stderr.
-struct Bars {
-    rows: BTreeMap<DeviceId, String>,
-    drawn: usize,
-    last_draw: Option<Instant>,
-}
-
-impl Bars {
-    fn new(devices: &[DeviceId]) -> Self {
-        let rows = devices
-            .iter()
-            .map(|d| (d.clone(), "waiting for the hub".to_owned()))
-            .collect();
-        Bars {
-            rows,
-            drawn: 0,
-            last_draw: None,
+/// Why the Hub refused to bring a subdevice online, and what to do about it.
+pub(crate) fn online_refusal(device: &DeviceId, result: i64) -> String {
+    let fix_binding = format!(
+        "bind it on the hub: in the fleet file give {device} `gateway = \"PID/NAME\"`, or \
+         POST /api/topology/bind {{\"gateway\": \"PID/NAME\", \"subdevice\": \"{device}\"}}"
+    );
+    match GatewayResult::from_code(result) {
+        GatewayResult::Success => "online".into(),
+        GatewayResult::NotBound => format!("not bound to this gateway: {fix_binding}"),
+        GatewayResult::BindSubdeviceMissing => {
+            format!("{device} does not exist on the hub: add it to the fleet file or POST /api/subdevices")
         }
-    }
-
-    fn update(&mut self, event: &GatewayEvent) {
-        let (device, text, urgent) = match event {
-            GatewayEvent::Online { device, result } => {
-                (device, format!("online (result {result})"), true)
-            }
-            GatewayEvent::Report { device, report } => (device, row(report), true),
-            GatewayEvent::BurnProgress { device, percent } => (
-                device,
-                format!("{} burning", bar(*percent)),
-                *percent == 100,
-            ),
-            _ => return,
-        };
-        if let Some(r) = self.rows.get_mut(device) {
-            *r = text;
+        GatewayResult::BindToOtherGateway => {
+            format!("bound to another gateway: unbind it there first, then {fix_binding}")
         }
-        let due = self
-            .last_draw
-            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
-        if urgent || due {
-            self.draw();
+        GatewayResult::BindBadSignature | GatewayResult::BindSignatureExpired => {
+            "bind signature refused: the subdevice secret in device_info.json differs from the hub's"
+                .into()
         }
-    }
-
-    fn draw(&mut self) {
-        let mut err = std::io::stderr().lock();
-        if self.drawn > 0 {
-            let _ = write!(err, "\x1b[{}F", self.drawn);
+        GatewayResult::BindSubdeviceForbidden | GatewayResult::BindOperationForbidden => {
+            "the hub forbids it (the subdevice is disabled)".into()
         }
-        for (device, text) in &self.rows {
-            let _ = writeln!(err, "\x1b[2K{device:<32} {text}");
-        }
-        let _ = err.flush();
-        self.drawn = self.rows.len();
-        self.last_draw = Some(Instant::now());
-    }
-}
-
-fn bar(percent: u8) -> String {
-    let filled = usize::from(percent.min(100)) / 5;
-    format!(
-        "[{}{}] {percent:>3}%",
-        "#".repeat(filled),
-        ".".repeat(20 - filled)
-    )
-}
-
-fn row(report: &ProgressReport) -> String {
-    match report.state {
-        ProgressState::Downloading => format!(
-            "{} downloading {}",
-            bar(report.percent.unwrap_or(0)),
-            report.version
-        ),
-        ProgressState::Burning => format!("{} burning {}", bar(0), report.version),
-        ProgressState::Done => format!("{} done {}", bar(100), report.version),
-        ProgressState::Fail => format!(
-            "failed {} ({}): {}",
-            report.version,
-            report.result_code.code(),
-            report.result_msg
-        ),
+        other => format!("refused with code {}", other.code()),
     }
 }

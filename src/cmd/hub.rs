@@ -3,41 +3,40 @@
 //!
 //! The first line printed is `listening mqtt=IP:PORT cos=IP:PORT api=IP:PORT` (and
 //! `tls=IP:PORT` with `--tls-port`), then `cloud=IP:PORT` (the Tencent Cloud API 3.0 endpoint),
-//! so that scripts can pass port 0 and read the bound ports back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
+//! so that scripts can pass port 0 and read the bound ports
+//! back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
 //!
 //! The fleet file (`--fleet`, TOML; `otasim hub --example-fleet` prints this example):
 //!
 //! ```toml
-#![doc = include_str!("../../tests/e2e/python/fleet.toml")]
+#![doc = include_str!("../../examples/fleet.toml")]
 //! ```
 //!
-//! Every table rejects unknown keys; `gateway` in a subdevice binds it (`PID/name`); `version` is
-//! what the Hub believes it runs until it reports; `file` in a firmware is relative to the
-//! fleet file.
+//! Every table rejects unknown keys; `gateway` in a subdevice binds it (`PID/name`, unless
+//! `bound = false`); `version` is what the Hub believes it runs until it reports; `burner` is
+//! for `otasim gateway --subdevices` and ignored here; `file` in a firmware is relative to the
+//! fleet file. The tables and keys are those of scenario files (see [`fleet`]).
 
 use anyhow::Context as _;
 use clap::Args;
 use fake_cos::{Cos, CosConfig};
 use fake_hub::{Hub, HubConfig, TranscriptEntry};
-use otasim_protocol::DeviceId;
-use scenarios::CosStore;
-use serde::Deserialize;
+use scenarios::HubCos;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
-/// Prints a line; a closed stdout (`| head`) must not stop the server or its transcript file.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
+mod fleet;
+use fleet::{FirmwareSource, Fleet, load_fleet};
 
-const EXAMPLE_FLEET: &str = include_str!("../../tests/e2e/python/fleet.toml");
+/// A firmware image read from its file before anything listens: product, version, path, bytes.
+type FirmwareImage = (String, String, PathBuf, Vec<u8>);
+
+const EXAMPLE_FLEET: &str = include_str!("../../examples/fleet.toml");
 
 /// Arguments of `otasim hub`.
 #[derive(Debug, Args)]
@@ -89,143 +88,6 @@ pub struct HubArgs {
     example_fleet: bool,
 }
 
-/// The fleet file as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetFile {
-    #[serde(default)]
-    gateway: Vec<FleetGateway>,
-    #[serde(default)]
-    subdevice: Vec<FleetSubdevice>,
-    #[serde(default)]
-    firmware: Vec<FleetFirmware>,
-    #[serde(default)]
-    api_key: Vec<FleetApiKey>,
-}
-
-/// A SecretId/SecretKey pair the Cloud API accepts.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetApiKey {
-    secret_id: String,
-    secret_key: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetGateway {
-    product_id: String,
-    device_name: String,
-    secret: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetSubdevice {
-    product_id: String,
-    device_name: String,
-    secret: String,
-    gateway: Option<String>,
-    version: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetFirmware {
-    product_id: String,
-    version: String,
-    file: PathBuf,
-}
-
-/// Where firmware comes from: product, version, path.
-type FirmwareSource = (String, String, PathBuf);
-
-/// A validated fleet: only this reaches the hub.
-#[derive(Debug, Default)]
-struct Fleet {
-    gateways: Vec<(DeviceId, String)>,
-    subdevices: Vec<(DeviceId, String, Option<DeviceId>, Option<String>)>,
-    firmware: Vec<FirmwareSource>,
-    api_keys: fake_hub::api::cloud::CloudKeys,
-}
-
-fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<DeviceId> {
-    DeviceId::new(product_id, device_name).with_context(|| at.to_owned())
-}
-
-/// The control API's rule for secrets: 1 to 256 printable ASCII characters.
-fn check_secret(at: &str, secret: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        (1..=256).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic()),
-        "{at}: must be 1 to 256 printable ASCII characters"
-    );
-    Ok(())
-}
-
-fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
-    let mut fleet = Fleet::default();
-    for (i, g) in file.gateway.into_iter().enumerate() {
-        let id = device_id(&format!("gateway[{i}]"), &g.product_id, &g.device_name)?;
-        check_secret(&format!("gateway[{i}].secret"), &g.secret)?;
-        fleet.gateways.push((id, g.secret));
-    }
-    for (i, s) in file.subdevice.into_iter().enumerate() {
-        let at = format!("subdevice[{i}]");
-        let id = device_id(&at, &s.product_id, &s.device_name)?;
-        check_secret(&format!("{at}.secret"), &s.secret)?;
-        if let Some(v) = &s.version {
-            anyhow::ensure!(
-                (1..=32).contains(&v.len()),
-                "{at}.version: must be 1 to 32 characters, not {}",
-                v.len()
-            );
-        }
-        let gateway = match &s.gateway {
-            None => None,
-            Some(g) => {
-                let (pid, dn) = g.split_once('/').with_context(|| {
-                    format!("{at}.gateway: {g:?} is not PRODUCT_ID/DEVICE_NAME")
-                })?;
-                let gw = device_id(&format!("{at}.gateway"), pid, dn)?;
-                anyhow::ensure!(
-                    fleet.gateways.iter().any(|(id, _)| *id == gw),
-                    "{at}.gateway: {gw} is not a gateway of this fleet"
-                );
-                Some(gw)
-            }
-        };
-        fleet.subdevices.push((id, s.secret, gateway, s.version));
-    }
-    for (i, k) in file.api_key.into_iter().enumerate() {
-        let id_ok = (1..=128).contains(&k.secret_id.len())
-            && k.secret_id.bytes().all(|b| b.is_ascii_alphanumeric());
-        anyhow::ensure!(
-            id_ok,
-            "api_key[{i}].secret_id: must be 1 to 128 letters and digits"
-        );
-        anyhow::ensure!(
-            !k.secret_key.is_empty(),
-            "api_key[{i}].secret_key: must not be empty"
-        );
-        fleet.api_keys.add(&k.secret_id, &k.secret_key);
-    }
-    for f in file.firmware {
-        fleet
-            .firmware
-            .push((f.product_id, f.version, dir.join(f.file)));
-    }
-    Ok(fleet)
-}
-
-fn load_fleet(path: &Path) -> anyhow::Result<Fleet> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let file: FleetFile =
-        toml::from_str(&text).with_context(|| format!("fleet file {}", path.display()))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    validate(file, dir).with_context(|| format!("fleet file {}", path.display()))
-}
-
 fn parse_firmware_flag(flag: &str) -> anyhow::Result<FirmwareSource> {
     let mut parts = flag.splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
@@ -236,34 +98,69 @@ fn parse_firmware_flag(flag: &str) -> anyhow::Result<FirmwareSource> {
     }
 }
 
-fn register(hub: &Hub, fleet: &Fleet) -> anyhow::Result<()> {
+/// Reads every firmware file, so that a missing one fails before anything listens.
+fn read_firmware(sources: &[FirmwareSource]) -> anyhow::Result<Vec<FirmwareImage>> {
+    sources
+        .iter()
+        .map(|(product, version, path)| {
+            let bytes = std::fs::read(path).with_context(|| {
+                format!(
+                    "reading firmware {product}/{version} from {}: check the path (a fleet \
+                     file's `file` is relative to the fleet file; `examples/README.md` shows \
+                     how to make an image)",
+                    path.display()
+                )
+            })?;
+            Ok((product.clone(), version.clone(), path.clone(), bytes))
+        })
+        .collect()
+}
+
+/// Registers the fleet and uploads the firmware; returns one line per image to print.
+fn register(hub: &Hub, fleet: &Fleet, images: Vec<FirmwareImage>) -> anyhow::Result<Vec<String>> {
     for (id, secret) in &fleet.gateways {
         hub.add_gateway(id, secret);
     }
     for (id, secret, gateway, version) in &fleet.subdevices {
         hub.add_subdevice(id, secret, gateway.as_ref(), version.as_deref());
     }
-    for (product, version, path) in &fleet.firmware {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading firmware {}", path.display()))?;
+    let mut lines = Vec::new();
+    for (product, version, path, bytes) in images {
         let info = hub
-            .upload_firmware(product, version, bytes)
-            .with_context(|| format!("uploading {}", path.display()))?;
-        say!(
-            "firmware {}/{}: {} bytes, md5 {}",
+            .upload_firmware(&product, &version, bytes)
+            .with_context(|| {
+                format!(
+                    "uploading firmware {product}/{version} from {}",
+                    path.display()
+                )
+            })?;
+        lines.push(format!(
+            "firmware {}/{}: {}, md5 {}",
             info.product_id,
             info.version,
-            info.size_bytes,
+            super::human_bytes(info.size_bytes),
             info.md5
-        );
+        ));
     }
-    Ok(())
+    Ok(lines)
 }
 
-async fn bind(host: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+async fn bind(host: IpAddr, port: u16, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(host, port))
         .await
-        .with_context(|| format!("binding the {what} port {host}:{port}"))
+        .map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::PermissionDenied if port < 1024 => format!(
+                    ": ports below 1024 need root; pass {flag} 8081 (or 0 for a free one), or let \
+                     otasim bind low ports with `sudo setcap cap_net_bind_service=+ep $(command -v otasim)`"
+                ),
+                std::io::ErrorKind::AddrInUse => {
+                    format!(": another program listens there; pass {flag} with a free port, or 0")
+                }
+                _ => String::new(),
+            };
+            anyhow::Error::new(e).context(format!("binding the {what} port {host}:{port}{hint}"))
+        })
 }
 
 /// Everything `otasim hub` runs.
@@ -279,7 +176,7 @@ struct Served {
 }
 
 async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
-    let cos_listener = bind(args.host, args.cos_port, "COS").await?;
+    let cos_listener = bind(args.host, args.cos_port, "COS", "--cos-port").await?;
     let cos_addr = cos_listener.local_addr()?;
     let public_host = args
         .public_host
@@ -300,12 +197,18 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
     config.transcript_limits.max_bytes = usize::from(args.transcript_max_mb) << 20;
-    let hub = Hub::start(config, Arc::new(CosStore(cos.clone())))
+    let mqtt = config.mqtt_addr;
+    let hub = Hub::start(config, Arc::new(HubCos::new(cos.clone())))
         .await
-        .context("starting the fake hub")?;
+        .with_context(|| {
+            format!(
+                "starting the fake hub with MQTT on {mqtt} (a port in use or below 1024 as \
+                 non-root? pass --mqtt-port with a free port, or 0)"
+            )
+        })?;
     let hub = Arc::new(hub);
     let api = fake_hub::api::serve_with(
-        bind(args.host, args.api_port, "API").await?,
+        bind(args.host, args.api_port, "API", "--api-port").await?,
         hub.clone(),
         crate::console::router(),
     )
@@ -317,7 +220,7 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
         fleet.api_keys.clone()
     };
     let cloud = fake_hub::api::cloud::serve(
-        bind(args.host, args.cloud_port, "Cloud API").await?,
+        bind(args.host, args.cloud_port, "Cloud API", "--cloud-port").await?,
         hub.clone(),
         keys,
     )
@@ -334,13 +237,18 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
 
 pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
     if args.example_fleet {
-        print!("{EXAMPLE_FLEET}");
+        say_raw!("{EXAMPLE_FLEET}");
         return Ok(ExitCode::SUCCESS);
     }
     let mut fleet = match &args.fleet {
         Some(path) => load_fleet(path)?,
         None => Fleet::default(),
     };
+    if let Some(path) = &args.fleet {
+        for warning in &fleet.deprecations {
+            eprintln!("warning: {}: {warning}", path.display());
+        }
+    }
     for flag in &args.firmware {
         fleet.firmware.push(parse_firmware_flag(flag)?);
     }
@@ -351,17 +259,23 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let images = read_firmware(&fleet.firmware)?;
+    let stop = super::signal::stop_signal()?;
     let served = start(&args, &fleet).await?;
     let live = served.hub.watch_transcript();
+    // Everything that can fail is done before the `listening` line, which scripts wait for.
+    let firmware_lines = register(&served.hub, &fleet, images)?;
     print_banner(&served);
-    register(&served.hub, &fleet)?;
+    for line in firmware_lines {
+        say!("{line}");
+    }
     let printer = tokio::spawn(follow(
         served.hub.clone(),
         live,
         transcript_file,
         !args.quiet,
     ));
-    wait_for_stop().await;
+    stop.await;
     say!("stopping");
     printer.abort();
     served.api.shutdown().await;
@@ -399,21 +313,6 @@ fn print_banner(served: &Served) {
             fake_hub::api::cloud::DEFAULT_SECRET_KEY
         );
     }
-}
-
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Prints and records every transcript entry in order; entries missed by a lagging receiver

@@ -57,7 +57,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Scenario files or folders.
-    #[arg(required = true)]
+    #[arg(default_value = "scenarios/catalog")]
     paths: Vec<PathBuf>,
 }
 /// Arguments of `otasim check`.
@@ -93,7 +93,14 @@ type Refused = Vec<(String, String)>;
 
 /// Loads every file; the ones that do not validate come back as `(path, error)`.
 fn load(paths: &[PathBuf]) -> anyhow::Result<(Vec<Plan>, Refused)> {
-    let files = scenarios::discover(paths).context("finding scenario files")?;
+    let files = scenarios::discover(paths).with_context(|| {
+        let named: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "finding scenario files in {}: check the path (scenario files and folders, e.g. \
+             scenarios/catalog)",
+            named.join(", ")
+        )
+    })?;
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for f in files {
@@ -106,6 +113,10 @@ fn load(paths: &[PathBuf]) -> anyhow::Result<(Vec<Plan>, Refused)> {
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    super::ensure_writable(&[
+        ("--junit", args.junit.as_deref()),
+        ("--json", args.json.as_deref()),
+    ])?;
     let (plans, mut errors) = load(&args.paths)?;
     for (_, e) in &errors {
         eprintln!("invalid: {e}");

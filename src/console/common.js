@@ -2,20 +2,29 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const CODES = {
-  '-1': 'download timeout', '-2': 'file does not exist', '-3': 'signature expired',
-  '-4': 'MD5 mismatch', '-5': 'upgrade failed',
-};
+// What codes mean and which task states are final come from the hub (`GET /api/codes`): a new
+// code or state is added in Rust only.
+const CODES = { ota: {}, gateway: {}, final_states: ['succeeded', 'failed', 'cancelled'] };
+async function loadCodes() { Object.assign(CODES, await api('GET', '/api/codes')); }
+const isFinal = (s) => CODES.final_states.includes(s);
 const state = {
   devices: new Map(), firmware: [], tasks: new Map(), faults: undefined,
-  selected: '', seen: new Set(),
+  selected: '', seen: new Set(), collapsed: new Set(),
 };
 
 const devKey = (id) => `${id.product_id}/${id.device_name}`;
 const shortName = (k) => k.split('/')[1] || k;
-const bytes = (n) => `${n.toLocaleString('en-US')} B` + (n >= 1024 ? ` (${(n / 1024).toFixed(1)} KiB)` : '');
+// 29,972 B; 200.0 MiB (209,715,200 B): the exact count always, a unit from 1 MiB on.
+function bytes(n) {
+  const exact = `${n.toLocaleString('en-US')} B`;
+  if (n < 1024 * 1024) return exact;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u += 1; }
+  return `${v.toFixed(1)} ${units[u]} (${exact})`;
+}
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const codeText = (code) => `${code} ${CODES[String(code)] || 'unknown code'}`;
+const codeText = (code) => `${code} ${CODES.ota[String(code)] || 'unknown code'}`;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);

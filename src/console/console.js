@@ -23,7 +23,7 @@
   }
   // Devices need no fetch: the event stream sends every device when it opens, then changes.
   async function loadAll() {
-    await Promise.all([loadFirmware(), loadTasks(), loadFaults()]);
+    await Promise.all([loadCodes().then(renderLegend), loadFirmware(), loadTasks(), loadFaults()]);
     schedule();
     if (state.selected) await loadTimeline();
   }
@@ -230,7 +230,10 @@
 
   // ---- tasks ---------------------------------------------------------------------------------
 
-  const FINAL = ['succeeded', 'failed', 'cancelled'];
+  function renderLegend() {
+    const codes = Object.entries(CODES.ota).sort(([a], [b]) => Number(b) - Number(a));
+    $('code-legend').textContent = `Failure codes: ${codes.map(([c, m]) => `${c} ${m}`).join(' · ')}`;
+  }
 
   function progress(s) {
     switch (s.state) {
@@ -256,6 +259,20 @@
     return el('span', { class: 'note', text: text + attempt });
   }
 
+  // A device whose own link or whose gateway is down cannot be downloading or burning: show it
+  // as offline instead of a bar that seems to move.
+  function offlineNow(k) {
+    const d = state.devices.get(k);
+    if (!d) return false;
+    const gw = d.bound_to ? state.devices.get(devKey(d.bound_to)) : null;
+    return !d.online || (gw !== null && gw !== undefined && !gw.online);
+  }
+
+  // The state a row shows: `offline` while an unfinished update waits on a device that is gone.
+  function shownState(k, st) {
+    return !isFinal(st) && st !== 'queued' && offlineNow(k) ? 'offline' : st;
+  }
+
   function taskRow(tbody, k, u) {
     let tr = tbody.querySelector(`tr[data-device="${CSS.escape(k)}"]`);
     if (!tr) {
@@ -266,13 +283,17 @@
       tbody.append(tr);
     }
     const s = u.state;
-    tr.dataset.state = s.state;
+    const offline = shownState(k, s.state) === 'offline';
+    tr.dataset.state = offline ? 'offline' : s.state;
     tr.cells[1].textContent = `${u.from_version || '?'} → ${u.target_version}`;
     const bar = tr.querySelector('.bar-inner');
-    bar.className = `bar-inner ${s.state}`;
+    bar.className = `bar-inner ${offline ? 'offline' : s.state}`;
     bar.style.width = `${progress(s)}%`;
-    tr.cells[3].replaceChildren(el('span', { class: `pill ${s.state}`, text: s.state === 'downloading' ? `${s.percent}%` : s.state }));
-    tr.cells[4].replaceChildren(stateDetail(u));
+    const pill = offline ? 'offline' : (s.state === 'downloading' ? `${s.percent}%` : s.state);
+    tr.cells[3].replaceChildren(el('span', { class: `pill ${offline ? 'offline' : s.state}`, text: pill }));
+    tr.cells[4].replaceChildren(offline
+      ? el('span', { class: 'note', text: `offline (its gateway is not connected) while ${s.state === 'downloading' ? `downloading at ${s.percent}%` : s.state}; the update goes on when it is back` })
+      : stateDetail(u));
   }
 
   function describeRequest(r) {
@@ -298,16 +319,22 @@
   function taskHead(t) {
     const updates = Object.values(t.devices);
     const counts = {};
-    updates.forEach((u) => { counts[u.state.state] = (counts[u.state.state] || 0) + 1; });
-    const finished = updates.every((u) => FINAL.includes(u.state.state));
+    Object.entries(t.devices).forEach(([k, u]) => {
+      const shown = shownState(k, u.state.state);
+      counts[shown] = (counts[shown] || 0) + 1;
+    });
+    const finished = updates.every((u) => isFinal(u.state.state));
+    const failed = counts.failed || 0;
+    const collapsed = state.collapsed.has(t.id);
     const failures = Object.entries(t.failures || {}).map(([code, n]) => `${n} × ${codeText(code)}`);
     const skipped = Object.entries(t.skipped || {}).map(([k, other]) => `${shortName(k)} (pending under task #${other})`);
     return el('div', { class: 'task-head' },
+      el('button', { type: 'button', class: 'toggle', 'data-toggle': t.id, 'aria-expanded': String(!collapsed), title: collapsed ? 'expand' : 'collapse', text: collapsed ? '▸' : '▾' }),
       el('span', { class: 'title', text: `Task #${t.id}: ${t.request.product_id} ${t.request.version}` }),
       el('span', { class: 'note', text: `${METHOD_NAMES[t.request.method] || t.request.method}: ${describeRequest(t.request)}` }),
       ...Object.entries(counts).map(([s, n]) => el('span', { class: `pill ${s}`, text: `${n} ${s}` })),
       t.cancelled ? el('span', { class: 'pill cancelled', text: 'task cancelled' }) : null,
-      finished ? el('span', { class: 'finished', text: 'finished' })
+      finished ? el('span', { class: failed ? 'finished failed' : 'finished', text: failed ? `finished with ${failed} failed` : 'finished' })
         : (t.cancelled ? null : el('button', { type: 'button', class: 'small', 'data-cancel': t.id, text: 'Cancel task' })),
       describeOptions(t.options),
       failures.length ? el('span', { class: 'why', text: `failures: ${failures.join(', ')}` }) : null,
@@ -319,14 +346,35 @@
     const tasks = [...state.tasks.values()].sort((a, b) => b.id - a.id);
     if (!tasks.length) { box.replaceChildren(el('p', { class: 'empty', text: 'No update pushed yet.' })); return; }
     box.querySelectorAll('p.empty').forEach((p) => p.remove());
+    let shown = 0;
     tasks.forEach((t, i) => {
       let div = box.querySelector(`div.task[data-task="${t.id}"]`);
       if (!div) div = el('div', { class: 'task', 'data-task': t.id }, el('div'), el('table', {}, el('tbody')));
       div.firstChild.replaceWith(taskHead(t));
+      div.classList.toggle('collapsed', state.collapsed.has(t.id));
+      div.hidden = !taskMatches(t);
+      if (!div.hidden) shown += 1;
       const tbody = div.querySelector('tbody');
       for (const [k, u] of Object.entries(t.devices).sort(([a], [b]) => a.localeCompare(b))) taskRow(tbody, k, u);
       if (box.children[i] !== div) box.insertBefore(div, box.children[i] || null);
     });
+    $('task-count').textContent = shown === tasks.length ? plural(tasks.length, 'task') : `${shown} of ${plural(tasks.length, 'task')} shown`;
+  }
+
+  // The filter matches a task's id (`#3`), product, version, method, device names and states.
+  function taskMatches(t) {
+    const finished = Object.values(t.devices).every((u) => isFinal(u.state.state));
+    if ($('task-hide-finished').checked && finished) return false;
+    const words = $('task-filter').value.toLowerCase().split(/\s+/).filter(Boolean);
+    if (!words.length) return true;
+    const hay = [`#${t.id}`, t.request.product_id, t.request.version, t.request.method,
+      ...Object.keys(t.devices), ...Object.values(t.devices).map((u) => u.state.state),
+      finished ? 'finished' : 'running', t.cancelled ? 'cancelled' : ''].join(' ').toLowerCase();
+    return words.every((w) => hay.includes(w));
+  }
+
+  function toggleTask(id, collapse) {
+    if (collapse) state.collapsed.add(id); else state.collapsed.delete(id);
   }
 
   async function cancelTask(id) {
@@ -382,11 +430,22 @@
   document.addEventListener('click', (e) => {
     const cancel = e.target.closest('button[data-cancel]');
     if (cancel) { cancelTask(cancel.dataset.cancel); return; }
+    const toggle = e.target.closest('button[data-toggle]');
+    if (toggle) {
+      const id = Number(toggle.dataset.toggle);
+      toggleTask(id, !state.collapsed.has(id));
+      renderTasks();
+      return;
+    }
     const fault = e.target.closest('button[data-fault]');
     if (fault) { removeFault(fault.dataset.fault); return; }
     const row = e.target.closest('#fleet tr[data-device], #tasks tr[data-device]');
     if (row) selectDevice(row.dataset.device);
   });
+  $('task-filter').addEventListener('input', () => renderTasks());
+  $('task-hide-finished').addEventListener('change', () => renderTasks());
+  $('task-collapse-all').addEventListener('click', () => { state.tasks.forEach((t) => toggleTask(t.id, true)); renderTasks(); });
+  $('task-expand-all').addEventListener('click', () => { state.collapsed.clear(); renderTasks(); });
   showMethod();
   renderFaults();
   connect();

@@ -1,62 +1,16 @@
 // One device's transcript as a readable timeline: fetched from /api/transcript, then live.
 'use strict';
 
-// The device a topic belongs to, as the hub's transcript filter reads it.
-function topicDevice(topic) {
-  const p = topic.split('/');
-  if (p.length === 4 && p[0] === '$ota' && (p[1] === 'update' || p[1] === 'report')) return { kind: 'ota', dev: `${p[2]}/${p[3]}` };
-  if (p.length === 5 && p[0] === '$gateway' && p[1] === 'operation' && p[2] === 'result') return { kind: 'op', dev: `${p[3]}/${p[4]}` };
-  if (p.length === 4 && p[0] === '$gateway' && p[1] === 'operation') return { kind: 'op', dev: `${p[2]}/${p[3]}` };
-  return null;
-}
-
-function parseJson(text) { try { return JSON.parse(text); } catch (_) { return null; } }
-
-function opDevices(e) {
-  const j = parseJson(e.payload);
-  const ds = j && j.payload && Array.isArray(j.payload.devices) ? j.payload.devices : [];
-  return ds.map((d) => ({ k: `${d.product_id}/${d.device_name}`, result: d.result }));
-}
-
-function entryIsAbout(e, k) {
-  const t = topicDevice(e.topic);
-  if (!t) return e.client_id === k.replace('/', '');
-  return t.dev === k || (t.kind === 'op' && opDevices(e).some((d) => d.k === k));
-}
-
-function describeEntry(e) {
-  const t = topicDevice(e.topic);
-  const j = parseJson(e.payload);
-  if (e.direction === 'event') return [el('b', { text: e.topic }), ` ${e.payload}`];
-  if (t && t.kind === 'op') {
-    const ds = opDevices(e).map((d) => shortName(d.k) + (d.result === undefined ? '' : ` → result ${d.result}`));
-    return [el('b', { text: (j && j.type) || 'operation' }), ` ${ds.join(', ')}`, el('span', { class: 'note', text: `  via ${shortName(t.dev)}` })];
-  }
-  if (!j) return [e.topic, ' ', e.payload.slice(0, 160)];
-  if (j.type === 'report_version') return [el('b', { text: 'reports version ' }), (j.report || {}).version];
-  if (j.type === 'report_progress') {
-    const r = j.report || {};
-    const p = r.progress || {};
-    let s = p.state || '?';
-    if (p.percent !== undefined) s += ` ${p.percent}%`;
-    const code = Number(p.result_code || 0);
-    const fail = code ? ` — ${codeText(code)}${p.result_msg ? `: ${p.result_msg}` : ''}` : '';
-    return [el('b', { text: s }), fail, el('span', { class: 'note', text: `  (${r.version})` })];
-  }
-  if (j.type === 'update_firmware') {
-    return [el('b', { text: `update_firmware ${j.version}` }), `: ${bytes(Number(j.file_size) || 0)}, MD5 ${j.md5sum}`];
-  }
-  if (j.type === 'report_version_rsp') return [el('b', { text: 'version acknowledged' }), ` ${j.version} (result ${j.result_code})`];
-  return [el('b', { text: j.type || e.topic }), ` ${e.payload.slice(0, 160)}`];
-}
+// The hub works out, in Rust, which devices an entry concerns (`about`), who spoke to whom
+// (`who`), the message in words (`summary`) and a failure code's meaning (`code`): this file
+// only renders them.
+function entryIsAbout(e, k) { return (e.about || [e.device]).includes(k); }
 
 function entryItem(e) {
-  const who = topicDevice(e.topic);
-  const dev = who ? shortName(who.dev) : e.client_id;
-  const arrow = { in: `${dev} → hub`, out: `hub → ${dev}`, refused: `${dev} ✗ hub (refused)`, event: e.client_id }[e.direction];
+  const what = el('span', { class: e.code ? 'what why' : 'what', text: e.summary });
   return el('li', { class: `dir-${e.direction}`, 'data-seq': e.seq },
-    el('span', { class: 't', text: `${(e.at / 1000).toFixed(3)} s` }), el('span', { class: 'who', text: arrow }),
-    el('span', { class: 'what' }, ...describeEntry(e)));
+    el('span', { class: 't', text: `${(e.at / 1000).toFixed(3)} s` }), el('span', { class: 'who', text: e.who }),
+    what);
 }
 
 function addEntries(entries) {

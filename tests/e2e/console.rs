@@ -5,6 +5,8 @@
 //! (a small blocking client on a websocket) exactly as a person would use the page.
 
 mod cdp;
+mod offline;
+mod reports;
 
 use crate::support::within;
 use anyhow::Context as _;
@@ -78,6 +80,11 @@ fn id(product: &str, name: &str) -> DeviceId {
 
 /// Registers gateway `gw_deng1` with `light1` and `light2` bound to it, and starts it.
 fn start_gateway(hub: &Hub, state_dir: &Path) -> Gateway {
+    start_gateway_with(hub, state_dir, gateway::GatewayOptions::new())
+}
+
+/// [`start_gateway`] with the caller's options (a slow burner, say).
+fn start_gateway_with(hub: &Hub, state_dir: &Path, options: gateway::GatewayOptions) -> Gateway {
     let gw = id("JR1WOKB7Q7", "gw_deng1");
     let secret = "1RRdhkwmZ45wYXjuPfygeA==";
     hub.add_gateway(&gw, secret);
@@ -91,19 +98,22 @@ fn start_gateway(hub: &Hub, state_dir: &Path) -> Gateway {
         });
     }
     let port = hub.local_addr().port();
-    Gateway::start(GatewayConfig {
-        device: gw,
-        secret: secret.into(),
-        hub: HubAddress {
-            host: "127.0.0.1".into(),
-            port,
+    Gateway::start_with(
+        GatewayConfig {
+            device: gw,
+            secret: secret.into(),
+            hub: HubAddress {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            subdevices,
+            state_dir: state_dir.to_path_buf(),
+            max_image_bytes: 1 << 20,
+            keepalive: Duration::from_secs(60),
+            download: gateway::download::DownloadConfig::default(),
         },
-        subdevices,
-        state_dir: state_dir.to_path_buf(),
-        max_image_bytes: 1 << 20,
-        keepalive: Duration::from_secs(60),
-        download: gateway::download::DownloadConfig::default(),
-    })
+        options,
+    )
     .expect("gateway starts")
 }
 
@@ -239,7 +249,7 @@ fn drive_failure_and_retry(b: &mut Browser) -> anyhow::Result<()> {
     b.wait_for(
         "light1 done and light2 failed with -4 and its meaning",
         &format!(
-            "document.querySelector({}) && document.querySelector({})?.textContent.includes('-4 MD5 mismatch')",
+            "document.querySelector({}) && document.querySelector({})?.textContent.includes('-4 md5 mismatch')",
             js(&format!("{}[data-state=succeeded]", newest_row("light1"))),
             js(&format!("{}[data-state=failed]", newest_row("light2")))
         ),
@@ -264,6 +274,28 @@ fn drive_failure_and_retry(b: &mut Browser) -> anyhow::Result<()> {
             js(&format!("{}[data-state=succeeded]", newest_row("light2")))
         ),
     )?;
+    b.wait_for(
+        "the task with a failure says so in the failure colour",
+        "[...document.querySelectorAll('#tasks .task-head .finished.failed')]\
+         .some((e) => e.textContent === 'finished with 1 failed')",
+    )?;
+    b.eval(
+        "{ const f = document.getElementById('task-filter'); f.value = 'failed'; \
+         f.dispatchEvent(new Event('input')); }",
+    )?;
+    b.wait_for(
+        "the filter keeps only the task with a failure",
+        "document.getElementById('task-count').textContent === '1 of 2 tasks shown'",
+    )?;
+    b.eval(
+        "{ const f = document.getElementById('task-filter'); f.value = ''; \
+         f.dispatchEvent(new Event('input')); document.getElementById('task-collapse-all').click(); }",
+    )?;
+    b.wait_for(
+        "collapse all hides every task's rows",
+        "document.querySelectorAll('#tasks div.task.collapsed').length === 2",
+    )?;
+    b.eval("document.getElementById('task-expand-all').click();")?;
     Ok(())
 }
 

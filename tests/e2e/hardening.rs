@@ -22,11 +22,15 @@ pub(crate) const LIGHT_SECRET: &str = "bGlnaHQgc2VjcmV0";
 pub(crate) struct NullStore;
 
 impl FirmwareStore for NullStore {
-    fn put(&self, _object: &str, _bytes: Vec<u8>) -> Result<(), String> {
+    fn put(&self, _object: &str, _bytes: Vec<u8>) -> Result<(), fake_hub::StoreError> {
         Ok(())
     }
 
-    fn signed_url(&self, object: &str, _valid_for: Duration) -> Result<String, String> {
+    fn signed_url(
+        &self,
+        object: &str,
+        _valid_for: Duration,
+    ) -> Result<String, fake_hub::StoreError> {
         Ok(format!("http://127.0.0.1:9/{object}"))
     }
 }

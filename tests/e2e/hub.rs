@@ -335,3 +335,4 @@ async fn fleet_file_errors_name_the_field_and_the_command_fails() {
 }
 
 mod api;
+mod world;

@@ -14,11 +14,15 @@ use std::time::Duration;
 struct NoStore;
 
 impl FirmwareStore for NoStore {
-    fn put(&self, _object: &str, _bytes: Vec<u8>) -> Result<(), String> {
+    fn put(&self, _object: &str, _bytes: Vec<u8>) -> Result<(), fake_hub::StoreError> {
         Ok(())
     }
 
-    fn signed_url(&self, object: &str, _valid_for: Duration) -> Result<String, String> {
+    fn signed_url(
+        &self,
+        object: &str,
+        _valid_for: Duration,
+    ) -> Result<String, fake_hub::StoreError> {
         Ok(format!("http://127.0.0.1/{object}"))
     }
 }

@@ -92,6 +92,7 @@ pub(crate) fn render_device(transcript: &[TranscriptEntry], device: &DeviceId) -
             Direction::Out => "out",
             Direction::Refused => "rej",
             Direction::Event => "evt",
+            Direction::Http => "http",
         };
         let payload = match e.json() {
             Some(mut v) => {

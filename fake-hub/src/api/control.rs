@@ -221,15 +221,17 @@ pub(crate) async fn set_strict(
 #[derive(Serialize)]
 pub(crate) struct ResetReport {
     faults_removed: usize,
+    cos_faults_removed: usize,
     tasks_cancelled: Vec<u64>,
 }
 
-/// Back to a quiet hub between test cases: removes every fault, ends every hold and cancels
+/// Back to a quiet hub between test cases: removes every hub and COS fault, ends every hold and cancels
 /// every unfinished task. Devices, firmware and the transcript stay (the hub never forgets
 /// them; start a new hub for a clean slate).
 pub(crate) async fn reset(State(s): State<ApiState>) -> Json<ResetReport> {
     let faults_removed = s.hub.faults().len();
     s.hub.clear_faults();
+    let cos_faults_removed = s.hub.clear_cos_faults();
     s.hub.release_held();
     let tasks_cancelled = s
         .hub
@@ -241,6 +243,7 @@ pub(crate) async fn reset(State(s): State<ApiState>) -> Json<ResetReport> {
         .collect();
     Json(ResetReport {
         faults_removed,
+        cos_faults_removed,
         tasks_cancelled,
     })
 }

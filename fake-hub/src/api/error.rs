@@ -1,6 +1,6 @@
 //! API errors: a status and `{"error": "...", "field": "..."}`.
 
-use crate::HubError;
+use crate::{HubError, StoreError};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -80,6 +80,16 @@ impl From<HubError> for ApiError {
             HubError::NoTargets => ApiError::conflict(Some("method"), text),
             HubError::Invalid { field, .. } => ApiError::bad_request(Some(field), text),
             HubError::NoTls => ApiError::conflict(None, text),
+            HubError::FirmwareConflict { .. } => ApiError::conflict(Some("replace"), text),
+            HubError::Store(StoreError::InvalidRule { .. }) => {
+                ApiError::bad_request(Some("rule"), text)
+            }
+            HubError::Store(StoreError::InvalidName { .. }) => {
+                ApiError::bad_request(Some("object"), text)
+            }
+            HubError::Store(StoreError::Unsupported(_)) => {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, None, text)
+            }
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, text),
         }
     }

@@ -88,7 +88,13 @@ async fn pump(
             _ = s.stop.cancelled() => return,
             // Cancel-safe: a broadcast receiver loses nothing when `recv` is dropped.
             entry = live.recv() => match entry {
-                Ok(e) => event("transcript", &e),
+                Ok(e) => {
+                    let client = last
+                        .keys()
+                        .find(|d| d.client_id() == e.client_id)
+                        .map(ToString::to_string);
+                    event("transcript", &super::view::EntryView::of(&e, client))
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => event("lagged", &n),
                 Err(broadcast::error::RecvError::Closed) => return,
             },

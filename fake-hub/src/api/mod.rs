@@ -14,23 +14,31 @@
 //! | `POST /devices/{product_id}/{device_name}/cert` | a client certificate and key for mutual TLS (`GET /tls/ca`: the CA's PEM) |
 //! | `POST /clients/{client_id}/kick` | disconnects a client |
 //! | `POST /topology/bind`, `POST /topology/unbind` `{gateway, subdevice}`; `POST /topology/unbind_all` `{gateway}` | the console changes bindings (the Hub sends `change` / `unbind_all`) |
-//! | `POST /firmware?product_id=&version=` (raw body), `POST /firmware/form` (multipart `product_id`, `version`, `file`) | uploads firmware; answers size and MD5 |
-//! | `GET /firmware` | uploaded firmware |
+//! | `POST /firmware?product_id=&version=&replace=` (raw body), `POST /firmware/form` (multipart `product_id`, `version`, `file`, `replace`) | uploads firmware; answers size and MD5; 409 if the version exists with other bytes and `replace` is not `true` |
+//! | `GET /firmware`, `DELETE /firmware/{product_id}/{version}` | uploaded firmware; deletes a version (its URLs then get 404) |
 //! | `POST /tasks` `{product_id, version, method, devices?, from_versions?, options?}` ([`PushMethod`](crate::PushMethod), [`TaskOptions`](crate::TaskOptions)) | creates an update task; answers `{task_id}` |
 //! | `GET /tasks`, `GET /tasks/{id}`, `POST /tasks/{id}/cancel` | tasks with per-device state and summary |
 //! | `GET /faults`, `POST /faults` (a [`HubFaultRule`](crate::HubFaultRule)), `DELETE /faults/{id}`, `DELETE /faults`, `POST /faults/release` | misbehaviour on cue |
-//! | `GET /clock`, `POST /clock` `{advance_ms}` or `{offset_ms}` | the hub's clock |
+//! | `GET /cos/faults`, `POST /cos/faults` (the COS's rule format, as `otasim cos`), `DELETE /cos/faults/{id}`, `DELETE /cos/faults` | COS download faults |
+//! | `GET /cos/journal?since=SEQ` | the COS request journal |
+//! | `GET /clock`, `POST /clock` `{advance_ms}` or `{offset_ms}` | the one clock of hub and COS (URL expiry too) |
+//! | `GET /health` | `{"status": "ok", ...}` |
+//! | `GET /openapi.json` | this API as an OpenAPI 3.1 document |
 //! | `POST /strict` `{on}` | the C SDK's limits as warnings |
-//! | `GET /transcript?since=SEQ&device=PID/name` | the transcript |
+//! | `GET /transcript?since=SEQ&device=PID/name` | the transcript, each entry with `device`, `about`, `who`, `summary` and `code` worked out for display |
+//! | `GET /codes` | the meaning of every OTA and gateway result code, and the final task states |
 //! | `POST /reset` | removes faults, ends holds, cancels unfinished tasks |
 //! | `GET /events` | server-sent events: `transcript` entries and `device` state changes, live |
 
 pub mod cloud;
 mod control;
+mod cos;
 mod error;
 mod events;
+mod openapi;
 mod registry;
 mod tasks;
+mod view;
 
 pub use error::ApiError;
 
@@ -71,6 +79,10 @@ fn routes(state: ApiState) -> Router {
             post(registry::upload_raw).get(registry::list_firmware),
         )
         .route("/api/firmware/form", post(registry::upload_form))
+        .route(
+            "/api/firmware/{product_id}/{version}",
+            delete(cos::delete_firmware),
+        )
         .layer(DefaultBodyLimit::max(MAX_FIRMWARE_BYTES));
     Router::new()
         .route("/api/devices", get(registry::list_devices))
@@ -108,9 +120,20 @@ fn routes(state: ApiState) -> Router {
             "/api/clock",
             get(control::get_clock).post(control::set_clock),
         )
+        .route(
+            "/api/cos/faults",
+            get(cos::list_faults)
+                .post(cos::add_fault)
+                .delete(cos::clear_faults),
+        )
+        .route("/api/cos/faults/{id}", delete(cos::remove_fault))
+        .route("/api/cos/journal", get(cos::journal))
+        .route("/api/health", get(cos::health))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/api/strict", post(control::set_strict))
         .route("/api/reset", post(control::reset))
         .route("/api/transcript", get(tasks::transcript))
+        .route("/api/codes", get(view::codes))
         .route("/api/events", get(events::stream))
         .merge(firmware)
         .fallback(error::not_found)

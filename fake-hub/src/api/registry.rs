@@ -149,6 +149,9 @@ fn created(s: &ApiState, id: &DeviceId) -> Result<(StatusCode, Json<DeviceStatus
 pub(crate) struct FirmwareQuery {
     product_id: String,
     version: String,
+    /// Overwrite a version uploaded before with other bytes.
+    #[serde(default)]
+    replace: bool,
 }
 
 pub(crate) async fn upload_raw(
@@ -158,7 +161,7 @@ pub(crate) async fn upload_raw(
 ) -> Result<(StatusCode, Json<FirmwareInfo>), ApiError> {
     let Query(q) = query?;
     let body = body.map_err(|e| ApiError::too_large_or_bad(e.status(), e.body_text()))?;
-    upload(&s, &q.product_id, &q.version, body.to_vec())
+    upload(&s, &q.product_id, &q.version, body.to_vec(), q.replace)
 }
 
 fn upload(
@@ -166,9 +169,15 @@ fn upload(
     product_id: &str,
     version: &str,
     bytes: Vec<u8>,
+    replace: bool,
 ) -> Result<(StatusCode, Json<FirmwareInfo>), ApiError> {
     id_of(product_id, "x")?;
-    let info = s.hub.upload_firmware(product_id, version, bytes)?;
+    let info = if replace {
+        s.hub
+            .upload_firmware_replacing(product_id, version, bytes)?
+    } else {
+        s.hub.upload_firmware(product_id, version, bytes)?
+    };
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -178,6 +187,7 @@ pub(crate) async fn upload_form(
 ) -> Result<(StatusCode, Json<FirmwareInfo>), ApiError> {
     let mut form = form.map_err(|e| ApiError::bad_request(None, e.body_text()))?;
     let (mut product_id, mut version, mut file) = (None, None, None);
+    let mut replace = false;
     loop {
         let field = form
             .next_field()
@@ -197,6 +207,18 @@ pub(crate) async fn upload_form(
             "product_id" => product_id = Some(text()?),
             "version" => version = Some(text()?),
             "file" => file = Some(data.to_vec()),
+            "replace" => {
+                replace = match text()?.as_str() {
+                    "true" | "on" | "1" => true,
+                    "false" | "off" | "0" | "" => false,
+                    other => {
+                        return Err(ApiError::bad_request(
+                            Some("replace"),
+                            format!("{other:?} is not true or false"),
+                        ));
+                    }
+                }
+            }
             other => {
                 return Err(ApiError::bad_request(
                     Some(other),
@@ -211,6 +233,7 @@ pub(crate) async fn upload_form(
         &product_id.ok_or_else(|| missing("product_id"))?,
         &version.ok_or_else(|| missing("version"))?,
         file.ok_or_else(|| missing("file"))?,
+        replace,
     )
 }
 

@@ -48,6 +48,13 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<TaskStatus>, ApiError> {
     let id = task_id(&id)?;
+    // A finished task has nothing left to cancel: saying so beats marking it cancelled.
+    if s.hub.task(id).is_some_and(|t| t.is_finished()) {
+        return Err(ApiError::conflict(
+            Some("id"),
+            format!("task {id} has finished: nothing to cancel"),
+        ));
+    }
     if !s.hub.cancel_task(id) {
         return Err(ApiError::not_found(
             Some("id"),
@@ -94,6 +101,11 @@ pub(crate) const MAX_TRANSCRIPT_PAGE: usize = 10_000;
 
 /// Whether `e` is about `device` (`PID/name`, client id `PIDname`).
 pub(crate) fn entry_is_about(e: &TranscriptEntry, device: &otasim_protocol::DeviceId) -> bool {
+    if e.direction == crate::Direction::Http {
+        // A COS request may be for several devices holding a URL for the same object.
+        return serde_json::from_str::<crate::HttpRecord>(&e.payload)
+            .is_ok_and(|r| r.devices.contains(&device.to_string()));
+    }
     match e.topic.parse::<otasim_protocol::Topic>() {
         Ok(t) => t.device() == device,
         Err(_) => e.client_id == device.client_id(),
@@ -122,13 +134,23 @@ pub(crate) async fn transcript(
         }
     };
     let since = q.since.unwrap_or(0);
+    let known = s.hub.devices();
+    let clients = super::view::client_devices(known.iter().map(|d| &d.device));
     let mut entries = s.hub.transcript_page(since, limit + 1, |e| {
         device.as_ref().is_none_or(|d| entry_is_about(e, d))
     });
     let next = (entries.len() > limit).then(|| entries[limit].seq);
     entries.truncate(limit);
     let first = s.hub.transcript_since(0, 1).first().map(|e| e.seq);
-    let mut response = Json(entries).into_response();
+    let views: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let client = clients.get(&e.client_id).cloned();
+            serde_json::to_value(super::view::EntryView::of(e, client))
+                .expect("transcript entries serialize")
+        })
+        .collect();
+    let mut response = Json(views).into_response();
     let headers = response.headers_mut();
     if let Some(next) = next {
         headers.insert("x-next-since", next.into());

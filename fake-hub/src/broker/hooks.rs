@@ -20,8 +20,8 @@ use tracing::{debug, info};
 
 use super::connections::Connections;
 use super::fitter::Unavailable;
-use super::server::TLS_LISTENER_ID;
-use super::{AuthVerdict, BrokerHooks, ConnectInfo};
+use super::front::PeerBook;
+use super::{AuthVerdict, BrokerHooks, ConnectInfo, Transport};
 
 /// The hook types the adapter answers.
 const HOOK_TYPES: [Type; 8] = [
@@ -48,11 +48,13 @@ pub(super) async fn install(
     hooks: Arc<dyn BrokerHooks>,
     connections: Arc<Connections>,
     unavailable: Arc<Unavailable>,
+    peers: Arc<PeerBook>,
 ) {
     let adapter = HookAdapter {
         hooks,
         connections,
         unavailable,
+        peers,
     };
     let register = scx.extends.hook_mgr().register();
     for typ in HOOK_TYPES {
@@ -66,6 +68,7 @@ struct HookAdapter {
     hooks: Arc<dyn BrokerHooks>,
     connections: Arc<Connections>,
     unavailable: Arc<Unavailable>,
+    peers: Arc<PeerBook>,
 }
 
 #[async_trait]
@@ -142,7 +145,7 @@ impl Handler for HookAdapter {
 
 impl HookAdapter {
     fn authenticate(&self, info: &RmqttConnectInfo) -> HookResult {
-        let info = connect_info(info);
+        let info = connect_info(info, &self.peers);
         let verdict = self.hooks.authenticate(&info);
         debug!(client_id = %info.client_id, ?verdict, "authenticate");
         HookResult::AuthResult(match verdict {
@@ -198,21 +201,24 @@ impl HookAdapter {
     }
 }
 
-fn connect_info(info: &RmqttConnectInfo) -> ConnectInfo {
+/// The CONNECT's fields, with the real peer and transport the listener front recorded for the
+/// connection rmqtt sees (a connection that bypassed the front counts as plain).
+fn connect_info(info: &RmqttConnectInfo, peers: &PeerBook) -> ConnectInfo {
+    let seen = info
+        .ipaddress()
+        .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    let (peer, transport) = match peers.get(seen) {
+        Some(record) => (record.peer, record.transport),
+        None => (seen, Transport::Plain),
+    };
     ConnectInfo {
         client_id: info.client_id().to_string(),
         username: info.username().map(|u| u.to_string()),
         password: info.password().map(|p| p.to_vec()),
         protocol_level: info.proto_ver(),
         keepalive_secs: info.keep_alive(),
-        peer: info
-            .ipaddress()
-            .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
-        tls: info.id().lid == TLS_LISTENER_ID,
-        cert_cn: match info {
-            RmqttConnectInfo::V3(_, c) => c.cert.as_ref().and_then(|c| c.common_name.clone()),
-            RmqttConnectInfo::V5(_, c) => c.cert.as_ref().and_then(|c| c.common_name.clone()),
-        },
+        peer,
+        transport,
         will_topic: match info {
             RmqttConnectInfo::V3(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),
             RmqttConnectInfo::V5(_, c) => c.last_will.as_ref().map(|w| w.topic.to_string()),

@@ -10,6 +10,7 @@
 
 mod connections;
 mod fitter;
+mod front;
 mod handle;
 mod hooks;
 mod server;
@@ -20,9 +21,9 @@ mod tests;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
 
+pub(crate) use front::FrontLimits;
 pub(crate) use handle::BrokerHandle;
 pub(crate) use server::Broker;
 
@@ -58,15 +59,47 @@ pub(crate) struct ConnectInfo {
     pub(crate) protocol_level: u8,
     /// The keepalive the client asked for, in seconds.
     pub(crate) keepalive_secs: u16,
-    /// The client's address (unspecified `0.0.0.0:0` if the transport has none).
+    /// The client's real address (unspecified `0.0.0.0:0` if the transport has none).
     pub(crate) peer: SocketAddr,
-    /// Whether the CONNECT came over the TLS listener.
-    pub(crate) tls: bool,
-    /// The common name of the client certificate (TLS listener only).
-    pub(crate) cert_cn: Option<String>,
     /// The topic of the CONNECT's Last Will, if it carries one. The broker publishes the will
     /// when the connection dies, past the publish ACL, so it must be authorized here.
     pub(crate) will_topic: Option<String>,
+    /// The listener it came through and what that listener's handshake proved.
+    pub(crate) transport: Transport,
+}
+
+/// How a connection reached the broker, and what its handshake proved about the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// The plain MQTT listener.
+    Plain,
+    /// The TLS port with a server certificate only: the CONNECT's password is the proof.
+    Tls,
+    /// The TLS port with a pre-shared key: the handshake proved the device `identity` (its
+    /// client id) holds its secret.
+    TlsPsk {
+        /// The PSK identity the client sent.
+        identity: String,
+    },
+    /// The TLS port with a client certificate that chains to the hub's CA.
+    TlsCert {
+        /// The certificate's common name, if it has one.
+        common_name: Option<String>,
+    },
+}
+
+impl Transport {
+    /// A short label for transcript events.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Transport::Plain => "tcp".to_owned(),
+            Transport::Tls => "tls".to_owned(),
+            Transport::TlsPsk { identity } => format!("tls-psk {identity}"),
+            Transport::TlsCert { common_name } => {
+                format!("tls-cert {}", common_name.as_deref().unwrap_or("(no CN)"))
+            }
+        }
+    }
 }
 
 /// Implemented by the hub logic; called from broker tasks, so it must not block long.
@@ -76,6 +109,16 @@ pub(crate) struct ConnectInfo {
 pub(crate) trait BrokerHooks: Send + Sync + 'static {
     /// Decides a CONNECT. Every CONNECT reaches it, with or without a username.
     fn authenticate(&self, info: &ConnectInfo) -> AuthVerdict;
+
+    /// The pre-shared key of a TLS-PSK identity (a client id): the device's decoded secret, or
+    /// `None` if no device with that client id may connect. Called inside the TLS handshake.
+    fn psk_key(&self, _identity: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// The listener front refused a connection before MQTT (deadline, cap, TLS failure);
+    /// `who` is the PSK identity when there is one, else the peer address.
+    fn on_transport_event(&self, _who: &str, _name: &str, _detail: &str) {}
 
     /// Decides one topic filter of a SUBSCRIBE; `false` answers SUBACK failure (0x80).
     /// An allowed filter is granted at the requested QoS (capped at 1).
@@ -135,21 +178,23 @@ pub(crate) struct BrokerConfig {
     /// Plain MQTT listener address; `127.0.0.1:0` in tests, the bound port is in
     /// [`Broker::local_addr`].
     pub(crate) mqtt_addr: SocketAddr,
-    /// A second, mutual-TLS listener, if wanted.
+    /// The TLS port (PSK, server certificate and mutual TLS), if wanted.
     pub(crate) tls: Option<TlsListener>,
+    /// The CONNECT deadline and connection cap of every listener.
+    pub(crate) limits: FrontLimits,
 }
 
-/// A mutual-TLS listener: PEM files (rmqtt reads files) and its address.
+/// The TLS port: its address and PEM material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TlsListener {
     /// Where to listen; `127.0.0.1:0` for an OS-assigned port.
     pub(crate) addr: SocketAddr,
     /// The server certificate chain, PEM.
-    pub(crate) cert: PathBuf,
+    pub(crate) cert_pem: String,
     /// The server key, PEM.
-    pub(crate) key: PathBuf,
+    pub(crate) key_pem: String,
     /// The CA that client certificates must chain to, PEM.
-    pub(crate) client_ca: PathBuf,
+    pub(crate) client_ca_pem: String,
 }
 
 /// Why a broker could not start.
@@ -158,6 +203,9 @@ pub(crate) enum BrokerError {
     /// The broker's thread or tokio runtime could not be created.
     #[error("cannot start the broker runtime")]
     Runtime(#[source] io::Error),
+    /// The TLS context could not be built from the hub's certificates.
+    #[error("cannot set up TLS")]
+    Tls(#[source] io::Error),
     /// The MQTT listener could not be bound.
     #[error("cannot bind the MQTT listener on {addr}")]
     Bind {

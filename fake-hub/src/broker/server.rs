@@ -9,19 +9,19 @@ use rmqtt::context::ServerContext;
 use rmqtt::net::{Builder, Listener};
 use rmqtt::server::MqttServer;
 use rmqtt::types::{ListenerId, QoS};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::connections::Connections;
 use super::fitter::{HubFitterManager, Unavailable};
+use super::front::{self, Front, FrontKind, PeerBook};
 use super::handle::{self, BrokerHandle, Command};
-use super::{BrokerConfig, BrokerError, BrokerHooks, TlsListener, hooks};
+use super::{BrokerConfig, BrokerError, BrokerHooks, hooks};
 
 /// rmqtt keys listener settings by id and panics on a duplicate; with port 0 the default id (the
-/// port) would collide, so every listener gets an explicit one.
+/// port) would collide, so its one internal listener gets an explicit one.
 const TCP_LISTENER_ID: ListenerId = 1;
-/// The mutual-TLS listener's id; the hooks tell TLS connections by it.
-pub(super) const TLS_LISTENER_ID: ListenerId = 2;
 
 /// The largest MQTT packet accepted: 16 KB of payload (the Hub's message limit) plus room for
 /// the topic and header. A larger packet is a protocol error and the client is disconnected.
@@ -168,7 +168,8 @@ fn run_thread(
     drop(runtime);
 }
 
-/// Sets rmqtt up on the current runtime and spawns its tasks; returns the bound addresses.
+/// Sets rmqtt up on the current runtime behind the listener front, and spawns their tasks;
+/// returns the public addresses.
 async fn serve(
     config: BrokerConfig,
     hooks: Arc<dyn BrokerHooks>,
@@ -181,24 +182,53 @@ async fn serve(
     *scx.extends.fitter_mgr_mut().await = Box::new(HubFitterManager {
         unavailable: unavailable.clone(),
     });
-    hooks::install(&scx, hooks, connections, unavailable).await;
+    let peers = Arc::new(PeerBook::default());
+    hooks::install(&scx, hooks.clone(), connections, unavailable, peers.clone()).await;
 
-    let listener = bind_tcp(config.mqtt_addr).await?;
-    let local_addr = bound_addr(&listener, config.mqtt_addr)?;
+    // rmqtt's own listener: loopback, an OS-assigned port, reached only through the front.
+    let internal = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = listener_builder(internal)
+        .bind()
+        .and_then(|l| l.tcp())
+        .map_err(|e| BrokerError::Bind {
+            addr: internal,
+            source: to_io_error(e),
+        })?;
+    let upstream = bound_addr(&listener, internal)?;
     // `run()` rather than `start()`: `start()` calls `process::exit` when a listener fails.
-    let mut server = MqttServer::new(scx.clone()).listener_by_id(listener, TCP_LISTENER_ID);
-    let mut tls_addr = None;
-    if let Some(tls) = &config.tls {
-        let listener = bind_tls(tls)?;
-        tls_addr = Some(bound_addr(&listener, tls.addr)?);
-        server = server.listener_by_id(listener, TLS_LISTENER_ID);
-    }
-    let server = server.build();
+    let server = MqttServer::new(scx.clone())
+        .listener_by_id(listener, TCP_LISTENER_ID)
+        .build();
+
+    let front = Front {
+        upstream,
+        peers,
+        hooks: hooks.clone(),
+        limits: config.limits,
+    };
+    // Everything that can fail is checked before any listener accepts.
+    let tls = match &config.tls {
+        Some(tls) => Some((
+            front::tls_kind(tls, hooks).map_err(BrokerError::Tls)?,
+            bind_front(tls.addr).await?,
+        )),
+        None => None,
+    };
+    let plain = bind_front(config.mqtt_addr).await?;
+    let local_addr = front_addr(&plain, config.mqtt_addr)?;
+    let tls_addr = match &tls {
+        Some((_, l)) => Some(front_addr(l, config.mqtt_addr)?),
+        None => None,
+    };
     tokio::spawn(async move {
         if let Err(e) = server.run().await {
             error!(error = %e, "broker stopped serving");
         }
     });
+    tokio::spawn(front.clone().serve(plain, FrontKind::Plain));
+    if let Some((kind, listener)) = tls {
+        tokio::spawn(front.serve(listener, kind));
+    }
     tokio::spawn(handle::drain(scx, commands));
     Ok((local_addr, tls_addr))
 }
@@ -210,46 +240,18 @@ fn bound_addr(listener: &Listener, asked: SocketAddr) -> Result<SocketAddr, Brok
     })
 }
 
-/// The mutual-TLS listener: clients must present a certificate signed by the hub's CA, and the
-/// certificate's details reach the authentication hook.
-fn bind_tls(tls: &TlsListener) -> Result<Listener, BrokerError> {
-    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
-    listener_builder(tls.addr)
-        .name("fake-hub/tls")
-        .tls_cert(Some(path(&tls.cert)))
-        .tls_key(Some(path(&tls.key)))
-        .tls_client_ca_certs(Some(path(&tls.client_ca)))
-        .tls_cross_certificate(true)
-        .collect_cert_info(true)
-        .bind()
-        .and_then(|l| l.tls())
-        .map_err(|e| BrokerError::Bind {
-            addr: tls.addr,
-            source: to_io_error(e),
-        })
+fn front_addr(listener: &TcpListener, asked: SocketAddr) -> Result<SocketAddr, BrokerError> {
+    listener.local_addr().map_err(|source| BrokerError::Bind {
+        addr: asked,
+        source,
+    })
 }
 
-/// The settings every listener shares (a TLS listener would add its certificate files).
-fn listener_builder(addr: SocketAddr) -> Builder {
-    Builder::new()
-        .name("fake-hub/tcp")
-        .laddr(addr)
-        // Without it every QoS 1 exchange waits about 40 ms for delayed ACKs.
-        .nodelay(true)
-        // A restarted hub binds its old port while old connections sit in TIME_WAIT.
-        .reuseaddr(Some(true))
-        // Otherwise a CONNECT without a username is accepted without reaching the auth hook.
-        .allow_anonymous(false)
-        // The Hub speaks QoS 0 and 1 only; a QoS 2 subscription is granted 1.
-        .max_qos_allowed(QoS::AtLeastOnce)
-        .max_packet_size(MAX_PACKET_BYTES)
-}
-
-async fn bind_tcp(addr: SocketAddr) -> Result<Listener, BrokerError> {
+/// Binds a public listener, retrying a busy explicit port for a moment.
+async fn bind_front(addr: SocketAddr) -> Result<TcpListener, BrokerError> {
     let mut attempt = 1;
     loop {
-        let result = listener_builder(addr).bind().and_then(|l| l.tcp());
-        match result.map_err(to_io_error) {
+        match try_bind(addr) {
             Ok(listener) => return Ok(listener),
             Err(e)
                 if e.kind() == io::ErrorKind::AddrInUse
@@ -263,6 +265,31 @@ async fn bind_tcp(addr: SocketAddr) -> Result<Listener, BrokerError> {
             Err(source) => return Err(BrokerError::Bind { addr, source }),
         }
     }
+}
+
+fn try_bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // A restarted hub binds its old port while old connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// The settings of rmqtt's internal listener.
+fn listener_builder(addr: SocketAddr) -> Builder {
+    Builder::new()
+        .name("fake-hub/tcp")
+        .laddr(addr)
+        // Without it every QoS 1 exchange waits about 40 ms for delayed ACKs.
+        .nodelay(true)
+        // Otherwise a CONNECT without a username is accepted without reaching the auth hook.
+        .allow_anonymous(false)
+        // The Hub speaks QoS 0 and 1 only; a QoS 2 subscription is granted 1.
+        .max_qos_allowed(QoS::AtLeastOnce)
+        .max_packet_size(MAX_PACKET_BYTES)
 }
 
 /// rmqtt errors are `anyhow` errors; keep an I/O error's kind when there is one.

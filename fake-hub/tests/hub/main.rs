@@ -4,6 +4,8 @@
 
 mod faults;
 mod fidelity;
+mod front;
+mod limits;
 mod raw;
 mod robustness;
 mod support;

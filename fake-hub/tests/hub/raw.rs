@@ -102,3 +102,35 @@ pub(crate) async fn connack<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, connec
 pub(crate) async fn closed<S: AsyncRead + Unpin>(s: &mut S) {
     while read_packet(s).await.is_some() {}
 }
+
+/// A clean-session MQTT 5 CONNECT with no properties.
+pub(crate) fn connect5(client_id: &str, username: &str, password: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    string(b"MQTT", &mut body);
+    body.extend_from_slice(&[5, 0xc2, 0, 60, 0]);
+    string(client_id.as_bytes(), &mut body);
+    string(username.as_bytes(), &mut body);
+    string(password.as_bytes(), &mut body);
+    packet(0x10, &body)
+}
+
+/// A PUBLISH at `qos` (packet id 1 when above 0), retained or not; `v5` adds the empty
+/// property length MQTT 5 requires.
+pub(crate) fn publish_with(
+    topic: &str,
+    payload: &[u8],
+    qos: u8,
+    retain: bool,
+    v5: bool,
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    string(topic.as_bytes(), &mut body);
+    if qos > 0 {
+        body.extend_from_slice(&1u16.to_be_bytes());
+    }
+    if v5 {
+        body.push(0);
+    }
+    body.extend_from_slice(payload);
+    packet(0x30 | (qos << 1) | u8::from(retain), &body)
+}

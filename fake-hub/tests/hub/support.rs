@@ -28,11 +28,15 @@ pub(crate) struct CountingStore {
 }
 
 impl FirmwareStore for CountingStore {
-    fn put(&self, _object: &str, _bytes: Vec<u8>) -> Result<(), String> {
+    fn put(&self, _object: &str, _bytes: Vec<u8>) -> Result<(), fake_hub::StoreError> {
         Ok(())
     }
 
-    fn signed_url(&self, object: &str, _valid_for: Duration) -> Result<String, String> {
+    fn signed_url(
+        &self,
+        object: &str,
+        _valid_for: Duration,
+    ) -> Result<String, fake_hub::StoreError> {
         let n = self.signed.fetch_add(1, Ordering::SeqCst);
         Ok(format!("http://127.0.0.1/{object}?sign={n}"))
     }

@@ -49,10 +49,56 @@ async fn wait_state(hub: &Hub, sub: &DeviceId, label: &str) {
 }
 
 #[tokio::test]
-async fn pushed_update_succeeds_after_done_and_the_target_version() {
+async fn done_ends_the_update_as_succeeded_and_a_later_old_version_is_a_warning() {
     let hub = hub().await;
     let mut c = gateway_with_online(&hub, &light(1)).await;
     let id = hub.push(push(devices(&["light1"]))).expect("push");
+    expect_update(&mut c, &light(1)).await;
+    let report = Topic::OtaReport(light(1)).to_string();
+    for state in ["downloading", "burning", "done"] {
+        c.publish(&report, progress(state, "1.0", "0")).await;
+    }
+    wait_state(&hub, &light(1), "succeeded").await;
+    // The official sample, restarted, reports its hard-coded 0.1.
+    c.publish(&report, report_version("0.1")).await;
+    let warned = |h: &Hub| {
+        h.task(id)
+            .is_some_and(|t| t.warnings.get("E69UADXUYY/light1").is_some())
+    };
+    assert!(hub.wait_until(DEADLINE, warned).await, "{:?}", hub.task(id));
+    let status = hub.task(id).expect("task");
+    assert_eq!(
+        status.warnings["E69UADXUYY/light1"],
+        "reported 0.1 after done (target 1.0)"
+    );
+    assert_eq!(status.summary.get("succeeded"), Some(&1));
+    let update = hub
+        .device(&light(1))
+        .and_then(|d| d.update)
+        .expect("update");
+    assert_eq!(
+        update.state,
+        UpdateState::Succeeded,
+        "never a retroactive failure"
+    );
+    assert!(update.warning.is_some());
+    hub.shutdown().await;
+}
+
+fn strict_options() -> TaskOptions {
+    TaskOptions {
+        require_version_report: true,
+        ..TaskOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn strict_task_succeeds_only_after_done_and_the_target_version() {
+    let hub = hub().await;
+    let mut c = gateway_with_online(&hub, &light(1)).await;
+    let id = hub
+        .create_task(task(devices(&["light1"]), strict_options()))
+        .expect("push");
     let cmd = expect_update(&mut c, &light(1)).await;
     assert_eq!(cmd["version"], "1.0");
     let report = Topic::OtaReport(light(1)).to_string();
@@ -269,7 +315,9 @@ async fn task_options_round_trip_as_json_with_milliseconds() {
 async fn device_that_reported_done_is_taken_over_by_a_new_task() {
     let hub = hub().await;
     let mut c = gateway_with_online(&hub, &light(1)).await;
-    let first = hub.push(push(devices(&["light1"]))).expect("push");
+    let first = hub
+        .create_task(task(devices(&["light1"]), strict_options()))
+        .expect("push");
     expect_update(&mut c, &light(1)).await;
     c.publish(
         &Topic::OtaReport(light(1)).to_string(),

@@ -93,3 +93,51 @@ fn hostile_update_fields_are_kept_raw_for_the_gateway_to_judge() {
     };
     assert_eq!((u.file_size, u.version.as_str()), (-5, "../../x"));
 }
+
+#[test]
+fn percent_outside_0_to_100_is_refused_not_clamped() {
+    for bad in ["101", "-5", "100000"] {
+        let text = format!(
+            r#"{{"type":"report_progress","report":{{"progress":{{"state":"downloading","percent":"{bad}","result_code":"0"}},"version":"1.0"}}}}"#
+        );
+        let err = DeviceOtaMessage::parse(text.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, MessageError::PercentOutOfRange(v) if v.to_string() == bad),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn fail_without_a_non_zero_code_is_malformed() {
+    for progress in [
+        r#"{"state":"fail","result_code":"0","result_msg":"time_out"}"#,
+        r#"{"state":"fail","result_msg":"time_out"}"#,
+    ] {
+        let text = format!(
+            r#"{{"type":"report_progress","report":{{"progress":{progress},"version":"1.0"}}}}"#
+        );
+        let err = DeviceOtaMessage::parse(text.as_bytes()).unwrap_err();
+        assert!(matches!(err, MessageError::FailWithoutCode(0)), "{err}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_percent_parses_exactly_when_in_range(p in -1000i64..1000) {
+        let text = format!(
+            r#"{{"type":"report_progress","report":{{"progress":{{"state":"downloading","percent":{p}}},"version":"1.0"}}}}"#
+        );
+        let parsed = DeviceOtaMessage::parse(text.as_bytes());
+        match parsed {
+            Ok(DeviceOtaMessage::ReportProgress(r)) => {
+                proptest::prop_assert!((0..=100).contains(&p));
+                proptest::prop_assert_eq!(r.percent.map(i64::from), Some(p));
+            }
+            Ok(other) => proptest::prop_assert!(false, "{other:?}"),
+            Err(e) => proptest::prop_assert!(
+                !(0..=100).contains(&p) && matches!(e, MessageError::PercentOutOfRange(_))
+            ),
+        }
+    }
+}

@@ -211,6 +211,8 @@ fn mqtt_row(lanes: &Lanes, e: &TranscriptEntry, y: f64) -> Group {
         Direction::In => arrow(a, b, y, "in", &label),
         Direction::Out => arrow(b, a, y, "out", &label),
         Direction::Refused => arrow(a, b, y, "refused", &format!("refused: {label}")),
+        // A COS request the hub recorded (a world whose COS is the hub's own).
+        Direction::Http => arrow(a, lanes.x(lanes.cos()), y, "http", &label),
         Direction::Event => Group::new().set("class", "event").add(
             Text::new(format!("{} {} {}", e.client_id, e.topic, e.payload))
                 .set("x", a + 6.0)

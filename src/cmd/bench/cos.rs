@@ -222,16 +222,20 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn print_report(args: &Args, rounds: &[Round], cos_rss: u64, nginx_rss: u64) {
-    println!(
+    say!(
         "otasim bench cos: {} MiB object, {} clients x {} passes, {} KiB ranges, {} rounds \
          (order alternating)",
-        args.size_mib, args.clients, args.passes, args.range_kib, args.rounds
+        args.size_mib,
+        args.clients,
+        args.passes,
+        args.range_kib,
+        args.rounds
     );
-    println!(
+    say!(
         "nginx sendfile {}",
         if args.nginx_sendfile { "on" } else { "off" }
     );
-    println!(
+    say!(
         "{:>5}  {:>14}  {:>14}  {:>22}",
         "round",
         "fake-cos MiB/s",
@@ -239,7 +243,7 @@ fn print_report(args: &Args, rounds: &[Round], cos_rss: u64, nginx_rss: u64) {
         format!("fake-cos+{} rules", args.rules)
     );
     for (i, r) in rounds.iter().enumerate() {
-        println!(
+        say!(
             "{:>5}  {:>14.1}  {:>14.1}  {:>22.1}",
             i + 1,
             r[0],
@@ -249,17 +253,17 @@ fn print_report(args: &Args, rounds: &[Round], cos_rss: u64, nginx_rss: u64) {
     }
     let column = |k: usize| median(rounds.iter().map(|r| r[k]).collect());
     let (cos, nginx, ruled) = (column(0), column(1), column(2));
-    println!("{:>5}  {cos:>14.1}  {nginx:>14.1}  {ruled:>22.1}", "median");
-    println!(
+    say!("{:>5}  {cos:>14.1}  {nginx:>14.1}  {ruled:>22.1}", "median");
+    say!(
         "throughput ratio fake-cos/nginx: {:.3} (goal >= 0.9)",
         cos / nginx
     );
-    println!(
+    say!(
         "cost of {} never-matching rules: {:.1}% (goal < 5%)",
         args.rules,
         (1.0 - ruled / cos) * 100.0
     );
-    println!(
+    say!(
         "peak RSS (VmHWM): fake-cos {:.1} MiB, nginx {:.1} MiB (master + workers)",
         cos_rss as f64 / 1024.0,
         nginx_rss as f64 / 1024.0

@@ -62,19 +62,19 @@ fn fleet_toml(args: &Args) -> String {
     let rtt = rtt::device();
     let _ = writeln!(
         out,
-        "[[gateway]]\nproduct_id = \"{}\"\ndevice_name = \"{}\"\nsecret = \"{SECRET}\"\n",
+        "[[gateways]]\nproduct_id = \"{}\"\ndevice_name = \"{}\"\nsecret = \"{SECRET}\"\n",
         rtt.product_id(),
         rtt.device_name()
     );
     for g in 0..args.gateways {
         let _ = writeln!(
             out,
-            "[[gateway]]\nproduct_id = \"{GW_PRODUCT}\"\ndevice_name = \"gw{g}\"\nsecret = \"{SECRET}\"\n"
+            "[[gateways]]\nproduct_id = \"{GW_PRODUCT}\"\ndevice_name = \"gw{g}\"\nsecret = \"{SECRET}\"\n"
         );
         for s in 0..args.subdevices {
             let _ = writeln!(
                 out,
-                "[[subdevice]]\nproduct_id = \"{SUB_PRODUCT}\"\ndevice_name = \"s{g}_{s}\"\n\
+                "[[subdevices]]\nproduct_id = \"{SUB_PRODUCT}\"\ndevice_name = \"s{g}_{s}\"\n\
                  secret = \"x\"\ngateway = \"{GW_PRODUCT}/gw{g}\"\nversion = \"1.0\"\n"
             );
         }
@@ -260,38 +260,38 @@ pub(super) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let hub_rss = peak_rss_mib(hub.child.id());
     let [otasim, mosquitto] = round_trips(&hub, dir.path(), args.samples).await?;
     let devices = args.gateways * args.subdevices;
-    println!(
+    say!(
         "otasim bench hub: {} gateways x {} subdevices, {}-byte firmware, {} cores",
         args.gateways,
         args.subdevices,
         args.firmware_bytes,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
+    say!(
         "connect:   {:>8.2} s  (every gateway connected, {devices} subdevices online and versions reported)",
         connect.as_secs_f64()
     );
-    println!(
+    say!(
         "update:    {:>8.2} s  ({succeeded} of {devices} succeeded under one task; {messages} MQTT publishes, {:.0} msg/s)",
         update.as_secs_f64(),
         messages as f64 / update.as_secs_f64()
     );
     let rss = |r: Option<f64>| r.map_or("n/a".to_owned(), |m| format!("{m:.1} MiB"));
-    println!(
+    say!(
         "peak RSS:  hub process {}, bench clients {}",
         rss(hub_rss),
         rss(peak_rss_mib(None))
     );
-    println!(
+    say!(
         "round trip, report_version to reply, {} samples each:",
         args.samples
     );
-    println!("  {:<32} {:>9} {:>9}", "", "p50", "p99");
+    say!("  {:<32} {:>9} {:>9}", "", "p50", "p99");
     for (name, t) in [
         ("otasim hub (report_version_rsp)", &otasim),
         ("mosquitto 2 (echo relay)", &mosquitto),
     ] {
-        println!(
+        say!(
             "  {name:<32} {:>6.3} ms {:>6.3} ms",
             rtt::percentile_ms(t, 50.0),
             rtt::percentile_ms(t, 99.0)

@@ -182,6 +182,9 @@ impl Raw {
 
     /// Resets the connection (RST, no DISCONNECT): the broker publishes the will.
     pub(crate) fn reset(self) {
+        // SO_LINGER 0 is exactly what is wanted here: the close sends RST, like a power cut,
+        // and blocking on drop cannot happen with a zero linger.
+        #[allow(deprecated)]
         let _ = self.tcp.set_linger(Some(std::time::Duration::ZERO));
         drop(self.tcp);
     }

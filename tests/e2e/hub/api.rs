@@ -18,12 +18,16 @@ use tokio::net::TcpStream;
 struct MemStore(Mutex<BTreeMap<String, usize>>);
 
 impl FirmwareStore for MemStore {
-    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), String> {
+    fn put(&self, object: &str, bytes: Vec<u8>) -> Result<(), fake_hub::StoreError> {
         self.0.lock().unwrap().insert(object.into(), bytes.len());
         Ok(())
     }
 
-    fn signed_url(&self, object: &str, _valid_for: Duration) -> Result<String, String> {
+    fn signed_url(
+        &self,
+        object: &str,
+        _valid_for: Duration,
+    ) -> Result<String, fake_hub::StoreError> {
         Ok(format!("http://127.0.0.1:9/{object}"))
     }
 }
@@ -130,6 +134,16 @@ async fn api_registers_devices_uploads_by_form_and_cancels_a_task() {
     .await;
     assert_eq!(status, 200, "{cancelled}");
     assert!(hub.task(id).unwrap().is_finished());
+    let (status, again) = http(
+        addr,
+        "POST",
+        &format!("/api/tasks/{id}/cancel"),
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 409, "a finished task cannot be cancelled: {again}");
+    assert_eq!(again["field"], "id", "{again}");
     let (_, tasks) = get(addr, "/api/tasks").await;
     assert_eq!(tasks.as_array().unwrap().len(), 1);
     api.shutdown().await;

@@ -162,6 +162,10 @@ impl TestHub {
             BrokerConfig {
                 mqtt_addr,
                 tls: None,
+                limits: crate::broker::FrontLimits {
+                    connect_deadline: std::time::Duration::from_secs(10),
+                    max_connections: 1024,
+                },
             },
             hooks.clone(),
         )

@@ -1,0 +1,176 @@
+//! COS requests in the hub's transcript: the store reports each request it answered through a
+//! [`RequestSink`], and the hub records it beside the MQTT traffic as a [`Direction::Http`]
+//! entry naming the devices it was for, so one device's timeline shows both.
+//!
+//! Which device a request is for: the devices whose latest `update_firmware` carried a URL for
+//! that object. COS sees only a path, so when several devices hold
+//! such a URL (subdevices of one product behind one gateway), the entry names them all.
+
+use crate::core::HubCore;
+use crate::transcript::Direction;
+use otasim_protocol::DeviceId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, Weak};
+
+/// One HTTP request the firmware store answered, as it reports it to the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// The store's number for the request (fake COS: its journal's `seq`).
+    pub cos_seq: u64,
+    /// The client's address.
+    pub client: String,
+    /// The request method.
+    pub method: String,
+    /// The object asked for, if the path named a valid one.
+    pub object: Option<String>,
+    /// The `Range` header exactly as sent.
+    pub range: Option<String>,
+    /// The status answered.
+    pub status: u16,
+    /// Body bytes handed to the socket.
+    pub bytes_sent: u64,
+    /// The COS fault rule that decided the request, in the store's format, if one fired.
+    pub fault: Option<serde_json::Value>,
+    /// How the response ended: `complete`, `cut`, `reset`, `stalled`, `client_gone`, ...
+    pub end: String,
+}
+
+/// What a [`Direction::Http`] transcript entry's payload holds (as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRecord {
+    /// The devices the hub signed a URL for this object for (`PID/name`), usually one.
+    pub devices: Vec<String>,
+    /// The request as the store reported it.
+    #[serde(flatten)]
+    pub request: HttpRequest,
+}
+
+/// Where a firmware store reports the requests it answered; handed over by
+/// [`FirmwareStore::attach`](crate::FirmwareStore::attach). It does not keep the hub alive.
+#[derive(Clone)]
+pub struct RequestSink {
+    core: Weak<HubCore>,
+}
+
+impl RequestSink {
+    pub(crate) fn new(core: Weak<HubCore>) -> Self {
+        RequestSink { core }
+    }
+
+    /// Records `request` in the hub's transcript; false once the hub is gone (stop reporting).
+    pub fn record(&self, request: HttpRequest) -> bool {
+        match self.core.upgrade() {
+            Some(core) => {
+                core.record_http(request);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the hub is gone.
+    pub fn is_closed(&self) -> bool {
+        self.core.strong_count() == 0
+    }
+}
+
+/// The object of the latest URL the hub signed for each device.
+#[derive(Debug, Default)]
+pub(crate) struct Issued {
+    latest: Mutex<BTreeMap<DeviceId, String>>,
+}
+
+impl Issued {
+    pub(crate) fn note(&self, device: &DeviceId, object: &str) {
+        self.lock().insert(device.clone(), object.to_owned());
+    }
+
+    /// The devices whose latest URL is for `object`. Expired URLs count: a request with one
+    /// (answered 403) is still that device's.
+    pub(crate) fn holders(&self, object: &str) -> Vec<DeviceId> {
+        self.lock()
+            .iter()
+            .filter(|(_, o)| *o == object)
+            .map(|(d, _)| d.clone())
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<DeviceId, String>> {
+        self.latest
+            .lock()
+            .expect("issued-URL lock: nothing panics while holding it")
+    }
+}
+
+impl HubCore {
+    /// Records a COS request as a `http` transcript entry: client id of the (first) device it
+    /// was for, or the client's address; topic `METHOD /object`; payload an [`HttpRecord`].
+    pub(crate) fn record_http(&self, request: HttpRequest) {
+        let devices = request
+            .object
+            .as_deref()
+            .map(|o| self.issued.holders(o))
+            .unwrap_or_default();
+        let client_id = devices
+            .first()
+            .map(DeviceId::client_id)
+            .unwrap_or_else(|| request.client.clone());
+        let topic = format!(
+            "{} /{}",
+            request.method,
+            request.object.as_deref().unwrap_or("?")
+        );
+        let record = HttpRecord {
+            devices: devices.iter().map(ToString::to_string).collect(),
+            request,
+        };
+        let payload = serde_json::to_string(&record).expect("an HTTP record always serializes");
+        let mut state = self.lock();
+        self.record(&mut state, Direction::Http, &client_id, &topic, payload);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(name: &str) -> DeviceId {
+        DeviceId::new("E69UADXUYY", name).expect("valid id")
+    }
+
+    #[test]
+    fn holders_are_the_devices_whose_latest_url_is_for_the_object() {
+        let issued = Issued::default();
+        issued.note(&id("light1"), "fw_1.0");
+        issued.note(&id("light2"), "fw_1.0");
+        issued.note(&id("light3"), "fw_1.0");
+        issued.note(&id("light3"), "fw_2.0");
+        assert_eq!(issued.holders("fw_1.0"), vec![id("light1"), id("light2")]);
+        assert_eq!(issued.holders("fw_2.0"), vec![id("light3")]);
+        assert!(issued.holders("fw_3.0").is_empty());
+    }
+
+    #[test]
+    fn http_record_payload_is_flat_json() {
+        let record = HttpRecord {
+            devices: vec!["E69UADXUYY/light1".into()],
+            request: HttpRequest {
+                cos_seq: 3,
+                client: "127.0.0.1:5000".into(),
+                method: "GET".into(),
+                object: Some("fw".into()),
+                range: Some("bytes=100-".into()),
+                status: 206,
+                bytes_sent: 50,
+                fault: None,
+                end: "cut".into(),
+            },
+        };
+        let json = serde_json::to_value(&record).expect("serializes");
+        assert_eq!(json["range"], "bytes=100-");
+        assert_eq!(json["devices"][0], "E69UADXUYY/light1");
+        let back: HttpRecord = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, record);
+    }
+}

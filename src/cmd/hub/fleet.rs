@@ -1,0 +1,274 @@
+//! The fleet file of `otasim hub --fleet`, in the vocabulary scenario files and `subdevs.toml`
+//! share: `[[gateways]]`, `[[subdevices]]` (with `version`, `secret`, `gateway`, `bound` and
+//! the gateway's `burner`), `[[firmware]]`. Read raw with unknown keys refused, then
+//! validated into a [`Fleet`]; errors name the table and field. The older `[[gateway]]` and
+//! `[[subdevice]]` still parse, with a warning.
+
+use anyhow::Context as _;
+use otasim_protocol::DeviceId;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The fleet file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetFile {
+    #[serde(default)]
+    gateways: Vec<FleetGateway>,
+    #[serde(default)]
+    subdevices: Vec<FleetSubdevice>,
+    /// The older spelling of `gateways`.
+    #[serde(default)]
+    gateway: Vec<FleetGateway>,
+    /// The older spelling of `subdevices`.
+    #[serde(default)]
+    subdevice: Vec<FleetSubdevice>,
+    #[serde(default)]
+    firmware: Vec<FleetFirmware>,
+    /// SecretId/SecretKey pairs the Cloud API accepts.
+    #[serde(default)]
+    api_key: Vec<FleetApiKey>,
+}
+
+/// A SecretId/SecretKey pair the Cloud API accepts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetApiKey {
+    secret_id: String,
+    secret_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetGateway {
+    product_id: String,
+    device_name: String,
+    secret: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetSubdevice {
+    product_id: String,
+    device_name: String,
+    secret: String,
+    gateway: Option<String>,
+    /// With `gateway`: whether the hub has it bound (default true), as in scenario files.
+    bound: Option<bool>,
+    version: Option<String>,
+    /// How the gateway burns it (`otasim gateway --subdevices` reads it): not the hub's.
+    #[serde(rename = "burner")]
+    _burner: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetFirmware {
+    product_id: String,
+    version: String,
+    file: PathBuf,
+}
+
+/// Where firmware comes from: product, version, path.
+pub(super) type FirmwareSource = (String, String, PathBuf);
+
+/// A subdevice to register: identity, secret, the gateway it is bound to, its version.
+pub(super) type SubdeviceEntry = (DeviceId, String, Option<DeviceId>, Option<String>);
+
+/// A validated fleet: only this reaches the hub.
+#[derive(Debug, Default)]
+pub(super) struct Fleet {
+    pub(super) gateways: Vec<(DeviceId, String)>,
+    pub(super) subdevices: Vec<SubdeviceEntry>,
+    pub(super) firmware: Vec<FirmwareSource>,
+    /// Old spellings the file used, each with the new one.
+    pub(super) deprecations: Vec<String>,
+    /// The Cloud API's SecretId/SecretKey pairs.
+    pub(super) api_keys: fake_hub::api::cloud::CloudKeys,
+}
+
+fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<DeviceId> {
+    DeviceId::new(product_id, device_name).with_context(|| at.to_owned())
+}
+
+/// The control API's rule for secrets: 1 to 256 printable ASCII characters.
+fn check_secret(at: &str, secret: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=256).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic()),
+        "{at}: must be 1 to 256 printable ASCII characters"
+    );
+    Ok(())
+}
+
+fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
+    let mut fleet = Fleet::default();
+    if !file.gateway.is_empty() {
+        fleet
+            .deprecations
+            .push("[[gateway]] is the old spelling: write [[gateways]]".into());
+    }
+    if !file.subdevice.is_empty() {
+        fleet
+            .deprecations
+            .push("[[subdevice]] is the old spelling: write [[subdevices]]".into());
+    }
+    let gateways = labelled("gateways", file.gateways).chain(labelled("gateway", file.gateway));
+    for (at, g) in gateways {
+        let id = device_id(&at, &g.product_id, &g.device_name)?;
+        check_secret(&format!("{at}.secret"), &g.secret)?;
+        anyhow::ensure!(
+            !fleet.gateways.iter().any(|(other, _)| *other == id),
+            "{at}: gateway {id} is listed twice"
+        );
+        fleet.gateways.push((id, g.secret));
+    }
+    let subdevices =
+        labelled("subdevices", file.subdevices).chain(labelled("subdevice", file.subdevice));
+    for (at, s) in subdevices {
+        let id = device_id(&at, &s.product_id, &s.device_name)?;
+        check_secret(&format!("{at}.secret"), &s.secret)?;
+        anyhow::ensure!(
+            !fleet.subdevices.iter().any(|(other, ..)| *other == id),
+            "{at}: subdevice {id} is listed twice"
+        );
+        let gateway = match &s.gateway {
+            None => None,
+            Some(g) => {
+                let (pid, dn) = g.split_once('/').with_context(|| {
+                    format!("{at}.gateway: {g:?} is not PRODUCT_ID/DEVICE_NAME")
+                })?;
+                let gw = device_id(&format!("{at}.gateway"), pid, dn)?;
+                anyhow::ensure!(
+                    fleet.gateways.iter().any(|(id, _)| *id == gw),
+                    "{at}.gateway: {gw} is not a gateway of this fleet (add it under [[gateways]])"
+                );
+                s.bound.unwrap_or(true).then_some(gw)
+            }
+        };
+        if let Some(v) = &s.version {
+            anyhow::ensure!(
+                !v.is_empty() && v.len() <= 32,
+                "{at}.version: {v:?} must be 1 to 32 characters"
+            );
+        }
+        fleet.subdevices.push((id, s.secret, gateway, s.version));
+    }
+    for (i, k) in file.api_key.into_iter().enumerate() {
+        let id_ok = (1..=128).contains(&k.secret_id.len())
+            && k.secret_id.bytes().all(|b| b.is_ascii_alphanumeric());
+        anyhow::ensure!(
+            id_ok,
+            "api_key[{i}].secret_id: must be 1 to 128 letters and digits"
+        );
+        anyhow::ensure!(
+            !k.secret_key.is_empty(),
+            "api_key[{i}].secret_key: must not be empty"
+        );
+        fleet.api_keys.add(&k.secret_id, &k.secret_key);
+    }
+    for f in file.firmware {
+        fleet
+            .firmware
+            .push((f.product_id, f.version, dir.join(f.file)));
+    }
+    Ok(fleet)
+}
+
+fn labelled<T>(table: &'static str, items: Vec<T>) -> impl Iterator<Item = (String, T)> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(move |(i, t)| (format!("{table}[{i}]"), t))
+}
+
+/// Parses a fleet file's text; `dir` is where its firmware `file`s are relative to.
+pub(super) fn parse_fleet(text: &str, dir: &Path) -> anyhow::Result<Fleet> {
+    let file: FleetFile = toml::from_str(text)?;
+    validate(file, dir)
+}
+
+/// Reads and validates a fleet file; every error names the file.
+pub(super) fn load_fleet(path: &Path) -> anyhow::Result<Fleet> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the fleet file {}: check the path (`otasim hub --example-fleet` prints one)",
+            path.display()
+        )
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    parse_fleet(&text, dir).with_context(|| format!("fleet file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_fleet_binds_the_seed_gateways_four_subdevices() {
+        let fleet = load_fleet(Path::new("examples/fleet.toml")).expect("the example fleet");
+        assert!(fleet.deprecations.is_empty(), "{:?}", fleet.deprecations);
+        let gw = DeviceId::new("JR1WOKB7Q7", "gw_deng1").expect("id");
+        assert_eq!(fleet.gateways.len(), 1);
+        let names: Vec<String> = fleet
+            .subdevices
+            .iter()
+            .map(|(id, _, bound, _)| {
+                assert_eq!(bound.as_ref(), Some(&gw), "{id} is bound");
+                id.to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "E69UADXUYY/light1",
+                "E69UADXUYY/light2",
+                "E69UADXUYY/light3",
+                "YI7XCD5DRH/airConditioner1"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_old_spelling_parses_the_same_with_a_warning() {
+        let old = parse_fleet(
+            "[[gateway]]\nproduct_id = \"JR1WOKB7Q7\"\ndevice_name = \"gw_deng1\"\nsecret = \"s\"\n\
+             [[subdevice]]\nproduct_id = \"E69UADXUYY\"\ndevice_name = \"light1\"\n\
+             secret = \"t\"\ngateway = \"JR1WOKB7Q7/gw_deng1\"\nversion = \"0.1\"\n",
+            Path::new("."),
+        )
+        .expect("old spelling");
+        let new = parse_fleet(
+            "[[gateways]]\nproduct_id = \"JR1WOKB7Q7\"\ndevice_name = \"gw_deng1\"\nsecret = \"s\"\n\
+             [[subdevices]]\nproduct_id = \"E69UADXUYY\"\ndevice_name = \"light1\"\n\
+             secret = \"t\"\ngateway = \"JR1WOKB7Q7/gw_deng1\"\nversion = \"0.1\"\n",
+            Path::new("."),
+        )
+        .expect("new spelling");
+        assert_eq!(old.gateways, new.gateways);
+        assert_eq!(old.subdevices, new.subdevices);
+        assert_eq!(old.deprecations.len(), 2);
+        assert!(new.deprecations.is_empty());
+    }
+
+    #[test]
+    fn unbound_and_bad_entries_are_named() {
+        let fleet = parse_fleet(
+            "[[gateways]]\nproduct_id = \"JR1WOKB7Q7\"\ndevice_name = \"gw_deng1\"\nsecret = \"s\"\n\
+             [[subdevices]]\nproduct_id = \"E69UADXUYY\"\ndevice_name = \"light2\"\n\
+             secret = \"t\"\ngateway = \"JR1WOKB7Q7/gw_deng1\"\nbound = false\n",
+            Path::new("."),
+        )
+        .expect("unbound subdevice");
+        assert_eq!(fleet.subdevices[0].2, None);
+        let err = parse_fleet(
+            "[[subdevices]]\nproduct_id = \"E69UADXUYY\"\ndevice_name = \"light2\"\n\
+             secret = \"t\"\ngateway = \"JR1WOKB7Q7/gw_deng9\"\n",
+            Path::new("."),
+        )
+        .expect_err("unknown gateway");
+        assert!(
+            format!("{err:#}").starts_with("subdevices[0].gateway: JR1WOKB7Q7/gw_deng9"),
+            "{err:#}"
+        );
+    }
+}
