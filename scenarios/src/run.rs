@@ -152,6 +152,22 @@ async fn run_keeping_world_with(
             break;
         }
     }
+    if step_failure.is_none() {
+        // Done means succeeded on the Hub, so the tasks may finish before the gateway's
+        // report_version of the new version arrives: wait for it, with a deadline, so every
+        // run ends at the same place.
+        let settled = |hub: &fake_hub::Hub| {
+            plan.subdevices.iter().all(|s| {
+                hub.device(&s.id).is_none_or(|d| match &d.update {
+                    Some(u) if u.state == fake_hub::UpdateState::Succeeded => {
+                        d.version.as_deref() == Some(u.target_version.as_str())
+                    }
+                    _ => true,
+                })
+            })
+        };
+        let _ = world.hub.wait_until(SETTLE, settled).await;
+    }
     let failed_step = step_failure.as_ref().map(|(_, f)| match f {
         Failure::Step { index, .. } => *index,
         _ => 0,
@@ -194,6 +210,9 @@ async fn run_keeping_world_with(
     };
     Ok((report, world))
 }
+
+/// How long a run waits, after its steps, for version reports that follow a `done`.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// The longest a stretched wait may become: a gateway that never gets there fails in time.
 const MAX_SCALED: Duration = Duration::from_secs(40);
