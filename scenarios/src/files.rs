@@ -72,7 +72,7 @@ mod tests {
         assert!(matches!(e, DiscoverError::Empty { .. }));
         assert!(e.to_string().contains(&dir.path().display().to_string()));
         let missing = dir.path().join("missing.toml");
-        let e = discover(&[missing.clone()]).unwrap_err();
+        let e = discover(std::slice::from_ref(&missing)).unwrap_err();
         assert!(matches!(e, DiscoverError::Read { .. }));
         assert!(e.to_string().starts_with(&missing.display().to_string()));
     }

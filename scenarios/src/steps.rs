@@ -52,7 +52,7 @@ pub(crate) async fn run_step(world: &mut World, plan: &Plan, step: &Step) -> Res
             );
             world
                 .hub
-                .upload_firmware(&f.product_id, &f.version, f.bytes_with(plan.seed))
+                .upload_firmware_replacing(&f.product_id, &f.version, f.bytes_with(plan.seed))
                 .map(drop)
                 .map_err(hub)
         }

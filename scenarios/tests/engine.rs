@@ -250,7 +250,8 @@ async fn five_catalog_scenarios_fail_when_what_they_guard_is_broken() {
     let reports = |f: &Failure| matches!(f, Failure::Reports { .. });
     let cos_bytes = |f: &Failure| matches!(f, Failure::CosBytes { .. });
     let online = |f: &Failure| matches!(f, Failure::OnlineResult { expected: -1, .. });
-    let cases: [(Plan, &dyn Fn(&Failure) -> bool); 5] = [
+    type Guard<'a> = &'a dyn Fn(&Failure) -> bool;
+    let cases: [(Plan, Guard); 5] = [
         (md5, &reports),
         (resume, &cos_bytes),
         (burn, &reports),

@@ -13,6 +13,7 @@ mod hub;
 mod pipes;
 mod procs;
 mod python_sdk;
+mod qualify;
 mod readme;
 mod real_clients;
 mod scenarios;

@@ -264,7 +264,10 @@ impl Judge<'_> {
         let row = |id: &DeviceId| self.rows.iter().find(|r| r.device == id.to_string());
         for (id, want) in &expect.versions {
             let got = row(id).and_then(|r| r.version_after.clone());
-            let by_done = !self.profile.reports_version_after_done
+            // Done means succeeded on the Hub: the version in `done` is the device's, even
+            // when its `report_version` has not arrived by the end of the run.
+            let succeeded = row(id).is_some_and(|r| r.outcome == DeviceOutcome::Succeeded);
+            let by_done = (succeeded || !self.profile.reports_version_after_done)
                 && self.done_version(id).as_deref() == Some(want.as_str());
             if got.as_deref() != Some(want.as_str()) && !by_done {
                 out.push((

@@ -156,7 +156,7 @@ def main():
     parser.add_argument("--device-info", required=True)
     parser.add_argument("--mqtt", required=True, help="HOST:PORT of the hub's MQTT listener")
     parser.add_argument("--state-dir", required=True)
-    parser.add_argument("--sub", action="append", default=[], help="PRODUCT/DEVICE=VERSION")
+    parser.add_argument("--sub", action="extend", nargs="+", default=[], help="PRODUCT/DEVICE=VERSION ...")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     Gateway(args).run()
