@@ -27,6 +27,7 @@
 //! `catalog/`, run by `otasim run scenarios/catalog`.
 
 mod burner;
+mod counts;
 mod expect;
 mod files;
 mod import;
@@ -38,6 +39,7 @@ mod steps;
 mod timeline;
 mod world;
 
+pub use counts::{CosGap, CosRange, Count, CountOf};
 pub use expect::describe_report;
 pub use fake_hub::TranscriptEntry;
 pub use files::discover;

@@ -131,6 +131,8 @@ pub struct GatewayPlan {
     pub run: GatewayRun,
     /// Images larger than this are refused.
     pub max_image_bytes: u64,
+    /// Most bytes its images directory may hold (`None`: no quota).
+    pub storage_quota_bytes: Option<u64>,
 }
 
 /// A subdevice of the fleet.
@@ -367,6 +369,12 @@ pub struct Expectations {
     pub tasks: Option<Vec<BTreeMap<String, usize>>>,
     /// No report or command for any device not listed in `reports`, no refused publish.
     pub nothing_else: bool,
+    /// How many messages or requests of a kind there were.
+    pub counts: Vec<crate::counts::Count>,
+    /// The smallest pause between consecutive COS requests.
+    pub cos_gaps: Vec<crate::counts::CosGap>,
+    /// The `Range` of the Nth COS request.
+    pub cos_ranges: Vec<crate::counts::CosRange>,
 }
 
 /// A validated scenario.
@@ -386,6 +394,8 @@ pub struct Plan {
     pub download_attempts: Option<u32>,
     /// How often the gateway makes a download durable (its default, 1 MiB, if unset).
     pub checkpoint_bytes: Option<u64>,
+    /// How long a burn may take (the gateway's default under the time scale, if unset).
+    pub burn_timeout: Option<Duration>,
     /// The gateways.
     pub gateways: Vec<GatewayPlan>,
     /// The subdevices.
@@ -477,6 +487,17 @@ impl Plan {
             config.retry = retry;
         }
         config
+    }
+
+    /// The built-in gateway's options under this plan: its defaults with the burn timeout and
+    /// the `online` retry under the time scale, and the gateway's storage quota.
+    pub fn gateway_options(&self, gateway: &GatewayPlan) -> gateway::GatewayOptions {
+        let mut options = gateway::GatewayOptions::new();
+        let s = |d: Duration| d.mul_f64(self.time_scale).max(Duration::from_millis(1));
+        options.burn_timeout = self.burn_timeout.unwrap_or(s(options.burn_timeout));
+        options.online_retry = s(options.online_retry);
+        options.storage_quota_bytes = gateway.storage_quota_bytes;
+        options
     }
 
     /// Every device named in the fleet.

@@ -115,7 +115,10 @@ pub async fn run_keeping_world(
     let cos_journal = world.cos.journal();
     let tasks = world.hub.tasks();
     let summaries: Vec<_> = tasks.iter().map(|t| t.summary.clone()).collect();
-    let Judgement { failures, context } = judge(
+    let Judgement {
+        mut failures,
+        context,
+    } = judge(
         plan,
         &devices,
         &transcript,
@@ -123,6 +126,16 @@ pub async fn run_keeping_world(
         &summaries,
         step_failure,
     );
+    let notes = world.notes();
+    let e = &plan.expect;
+    failures.extend(crate::counts::judge(
+        &e.counts,
+        &e.cos_gaps,
+        &e.cos_ranges,
+        &transcript,
+        &cos_journal,
+        &notes,
+    ));
     let report = RunReport {
         name: plan.name.clone(),
         path: plan.path.display().to_string(),
@@ -134,7 +147,7 @@ pub async fn run_keeping_world(
         devices,
         transcript,
         cos_journal,
-        notes: world.notes(),
+        notes,
         tasks,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };

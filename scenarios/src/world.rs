@@ -72,6 +72,7 @@ enum Running {
 
 struct Slot {
     config: GatewayConfig,
+    options: GatewayOptions,
     run: GatewayRun,
     burner: Arc<ScenarioBurner>,
     running: Option<Running>,
@@ -197,6 +198,7 @@ impl World {
                 g.id.clone(),
                 Slot {
                     config,
+                    options: plan.gateway_options(g),
                     run: g.run.clone(),
                     burner: Arc::new(burner),
                     running: None,
@@ -288,7 +290,7 @@ impl World {
             GatewayRun::Builtin => {
                 let burner: Arc<dyn gateway::Burner> = slot.burner.clone();
                 let gw =
-                    Gateway::start_with_burner(slot.config.clone(), GatewayOptions::new(), burner)
+                    Gateway::start_with_burner(slot.config.clone(), slot.options.clone(), burner)
                         .map_err(|e| WorldError::Start(format!("gateway {id}: {e}")))?;
                 let mut rx = gw.events();
                 let (log, id2) = (Arc::clone(&self.log), id.clone());

@@ -21,6 +21,8 @@ pub(crate) struct RawScenario {
     pub(crate) download_attempts: Option<u32>,
     #[serde(default)]
     pub(crate) checkpoint_bytes: Option<u64>,
+    #[serde(default)]
+    pub(crate) burn_timeout_ms: Option<u64>,
     pub(crate) gateways: Vec<RawGateway>,
     pub(crate) subdevices: Vec<RawSubdevice>,
     #[serde(default)]
@@ -45,6 +47,8 @@ pub(crate) struct RawGateway {
     pub(crate) run: GatewayRun,
     #[serde(default)]
     pub(crate) max_image_bytes: Option<u64>,
+    #[serde(default)]
+    pub(crate) storage_quota_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +212,12 @@ pub(crate) struct RawExpect {
     pub(crate) tasks: Option<Vec<BTreeMap<String, usize>>>,
     #[serde(default)]
     pub(crate) nothing_else: bool,
+    #[serde(default)]
+    pub(crate) counts: Vec<crate::counts::RawCount>,
+    #[serde(default)]
+    pub(crate) cos_gaps: Vec<crate::counts::RawCosGap>,
+    #[serde(default)]
+    pub(crate) cos_ranges: Vec<crate::counts::RawCosRange>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -77,6 +77,7 @@ impl Validator<'_> {
                     secret: g.secret.clone(),
                     run: g.run.clone(),
                     max_image_bytes: g.max_image_bytes.unwrap_or(512 << 20),
+                    storage_quota_bytes: g.storage_quota_bytes,
                 })
             })
             .collect::<Res<Vec<_>>>()?;
@@ -98,6 +99,7 @@ impl Validator<'_> {
             time_scale: raw.time_scale.unwrap_or(1.0),
             download_attempts: raw.download_attempts,
             checkpoint_bytes: raw.checkpoint_bytes,
+            burn_timeout: raw.burn_timeout_ms.map(Duration::from_millis),
             gateways,
             subdevices,
             firmware,
