@@ -172,7 +172,9 @@ impl HubCore {
         };
         let client = device.client_id();
         let mut copies = 1;
+        let mut raw = None;
         match self.fire(state, &client, Point::UpdateFirmware { device }) {
+            Some(HubFaultAction::RawUpdate { payload }) => raw = Some(payload.into_bytes()),
             Some(HubFaultAction::DuplicateUpdate) => copies = 2,
             Some(HubFaultAction::WrongMd5 { md5 }) => {
                 cmd.md5sum = md5.unwrap_or_else(|| flip_hex(&cmd.md5sum));
@@ -182,7 +184,7 @@ impl HubCore {
             Some(other) => self.act(state, &client, other),
             None => {}
         }
-        let payload = HubOtaMessage::UpdateFirmware(cmd).encode();
+        let payload = raw.unwrap_or_else(|| HubOtaMessage::UpdateFirmware(cmd).encode());
         for _ in 0..copies {
             if let Some(u) = state.updates.get_mut(device) {
                 u.sent();

@@ -96,7 +96,8 @@ pub enum BurnerChoice {
 /// what you need.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
-    /// Updates (download and burn) running at once, over all subdevices.
+    /// Downloads running at once, over all subdevices (a burn needs no slot: each subdevice
+    /// has its own link).
     pub max_concurrent: NonZeroUsize,
     /// Most bytes the images directory may hold (finished images and partial downloads);
     /// `None` for no limit besides `max_image_bytes` per image.
@@ -107,10 +108,44 @@ pub struct GatewayOptions {
     pub mqtt_tls: Option<TlsSettings>,
     /// Trust for `https://` image URLs (`None`: https URLs fail with a clear report).
     pub https_ca: Option<TlsSettings>,
+    /// Longest a burn may take before it fails with `-5` and frees its subdevice.
+    pub burn_timeout: Duration,
+    /// How long to wait for the Hub's answer to `online` (and before retrying a refused OTA
+    /// subscription); doubled on every retry up to [`MAX_ONLINE_RETRY`].
+    pub online_retry: Duration,
+    /// Largest MQTT packet accepted from the Hub (topic, payload and header).
+    pub max_incoming_bytes: NonZeroUsize,
+    /// How many partial downloads of failed updates are kept for a later resume, and how long.
+    pub partials: PartialRetention,
+}
+
+/// The longest wait between two `online` attempts for one subdevice.
+pub const MAX_ONLINE_RETRY: Duration = Duration::from_secs(300);
+
+/// Partial images of failed downloads kept for a resume: at most `max_count`, none older than
+/// `max_age`. Partials of running downloads are never removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialRetention {
+    /// Most partials of failed downloads kept.
+    pub max_count: usize,
+    /// A partial untouched for longer is deleted.
+    pub max_age: Duration,
+}
+
+impl Default for PartialRetention {
+    /// 3 partials, 72 hours: a retry of the Hub's task or a push the next day still resumes.
+    fn default() -> Self {
+        PartialRetention {
+            max_count: 3,
+            max_age: Duration::from_secs(72 * 3600),
+        }
+    }
 }
 
 impl GatewayOptions {
-    /// 4 concurrent updates, no quota, the simulated burner, no TLS.
+    /// 4 concurrent downloads, no quota, the simulated burner, no TLS, burns of at most 10
+    /// minutes, `online` answered within 10 s, Hub packets up to 256 KiB, default retention of
+    /// partial images.
     pub fn new() -> Self {
         GatewayOptions {
             max_concurrent: NonZeroUsize::new(4).expect("4 is not zero"),
@@ -118,6 +153,10 @@ impl GatewayOptions {
             burner: BurnerChoice::Simulated(BTreeMap::new()),
             mqtt_tls: None,
             https_ca: None,
+            burn_timeout: Duration::from_secs(600),
+            online_retry: Duration::from_secs(10),
+            max_incoming_bytes: NonZeroUsize::new(256 << 10).expect("not zero"),
+            partials: PartialRetention::default(),
         }
     }
 }

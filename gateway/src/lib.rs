@@ -15,7 +15,6 @@ mod config;
 pub mod download;
 mod images;
 mod outbox;
-mod pending;
 mod quota;
 mod session;
 mod subdevice;
@@ -27,7 +26,10 @@ mod validate;
 pub use burner::{
     BurnError, BurnFuture, BurnRequest, Burner, CommandBurner, SimulatedBurn, SimulatedBurner,
 };
-pub use config::{BurnerChoice, GatewayConfig, GatewayOptions, HubAddress, SubdeviceConfig};
+pub use config::{
+    BurnerChoice, GatewayConfig, GatewayOptions, HubAddress, MAX_ONLINE_RETRY, PartialRetention,
+    SubdeviceConfig,
+};
 pub use subdevs_file::{SubdevicesFile, SubdevicesFileError};
 pub use tls::{TlsError, TlsSettings};
 pub use tokio_util::sync::CancellationToken;
@@ -45,7 +47,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use subdevice::SubdeviceDriver;
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 /// Something the gateway did, for observers (tests, scenario runners, the CLI).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,15 +118,28 @@ pub enum GatewayError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Another gateway (in this process or another) runs on the state directory: two would
+    /// write the same part files. Stop it (`kill` or `shutdown` waits for its last write) first.
+    #[error("state directory {path} is in use by another running gateway; stop that one first")]
+    StateDirInUse {
+        /// The directory.
+        path: std::path::PathBuf,
+    },
 }
 
 /// What the session and the subdevice drivers share.
 pub(crate) struct Shared {
     outbox: mpsc::Sender<Outbound>,
+    /// Shutdown: stop taking work, let downloads checkpoint.
     cancel: CancellationToken,
+    /// Power cut: every task stops at its next await, nothing more is written.
+    killed: CancellationToken,
+    /// Every task the gateway starts, so `kill` and `shutdown` can wait for the last one.
+    tasks: TaskTracker,
     events: broadcast::Sender<GatewayEvent>,
     max_image_bytes: u64,
-    state_dir: std::path::PathBuf,
+    burn_timeout: std::time::Duration,
+    online_retry: std::time::Duration,
     started: Instant,
 }
 
@@ -133,12 +148,30 @@ impl Shared {
         // No receiver is fine: events are for observers only.
         let _ = self.events.send(event);
     }
+
+    /// Spawns a tracked task that a power cut drops at its next await (`None` then).
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<Option<T>> {
+        let killed = self.killed.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                // Checked first on every wakeup, so nothing runs once the power is cut (not a
+                // report about a download the cut ended, say). Dropping `work` is the cut.
+                biased;
+                _ = killed.cancelled() => None,
+                out = work => Some(out),
+            }
+        })
+    }
 }
 
 /// A running gateway.
 pub struct Gateway {
     shared: Arc<Shared>,
-    tasks: JoinSet<()>,
+    /// Held until every task has ended: the state directory has one writer at a time.
+    _state_lock: std::fs::File,
 }
 
 impl Gateway {
@@ -195,18 +228,23 @@ impl Gateway {
             path: images_dir.clone(),
             source,
         })?;
+        let state_lock = lock_state_dir(&config.state_dir)?;
         let (client, eventloop) = connect_options(&config, &options)?;
         let (events, _) = broadcast::channel(1024);
         let (outbox, outbound) = mpsc::channel(1024);
         let shared = Arc::new(Shared {
             outbox,
             cancel: CancellationToken::new(),
+            killed: CancellationToken::new(),
+            tasks: TaskTracker::new(),
             events,
             max_image_bytes: config.max_image_bytes,
-            state_dir: config.state_dir.clone(),
+            burn_timeout: options.burn_timeout,
+            online_retry: options.online_retry,
             started: Instant::now(),
         });
-        let mut downloader = Downloader::new(images_dir, config.download);
+        let mut downloader =
+            Downloader::new(images_dir, config.download).with_tracker(shared.tasks.clone());
         if let Some(https) = &options.https_ca {
             downloader = downloader.with_tls(https.client_config()?);
         }
@@ -214,9 +252,10 @@ impl Gateway {
             downloader,
             options.max_concurrent.get(),
             options.storage_quota_bytes,
+            options.partials,
             Arc::clone(&shared),
         ));
-        let mut tasks = JoinSet::new();
+        images.prune_partials();
         let mut inputs = BTreeMap::new();
         for sub in &config.subdevices {
             let (tx, rx) = mpsc::channel(16);
@@ -231,11 +270,14 @@ impl Gateway {
                 Arc::clone(&burner),
                 Arc::clone(&images),
             );
-            tasks.spawn(driver.run(rx));
+            shared.spawn(driver.run(rx));
         }
         let session = Session::new(config.device.clone(), Arc::clone(&shared), inputs, client);
-        tasks.spawn(session.run(eventloop, outbound));
-        Ok(Gateway { shared, tasks })
+        shared.spawn(session.run(eventloop, outbound));
+        Ok(Gateway {
+            shared,
+            _state_lock: state_lock,
+        })
     }
 
     /// Subscribes to what the gateway does from now on.
@@ -243,19 +285,44 @@ impl Gateway {
         self.shared.events.subscribe()
     }
 
-    /// Stops cleanly: disconnects from the Hub and waits for every task. Partial downloads keep
-    /// their checkpoints.
-    pub async fn shutdown(mut self) {
+    /// Stops cleanly: disconnects from the Hub and waits for every task (downloads write their
+    /// checkpoints, burns are cancelled). Nothing in the state directory changes afterwards.
+    pub async fn shutdown(self) {
         self.shared.cancel.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
     }
 
-    /// Stops at once, as a power cut would: tasks are aborted wherever they are, nothing is
-    /// flushed beyond what was already durable. Start again on the same state directory to reboot.
-    pub async fn kill(mut self) {
+    /// Stops at once, as a power cut would: every task is dropped at its next await and
+    /// nothing more is flushed. Returns once the last file job already running on a blocking
+    /// thread has ended, so nothing in the state directory changes afterwards and a reboot on
+    /// the same directory (start again) is its only writer.
+    pub async fn kill(self) {
+        self.shared.killed.cancel();
         self.shared.cancel.cancel();
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+}
+
+/// Takes the state directory's lock file for the life of the gateway.
+fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, GatewayError> {
+    let path = dir.join("gateway.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| GatewayError::StateDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(GatewayError::StateDirInUse {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(GatewayError::StateDir { path, source }),
     }
 }
 
@@ -282,6 +349,8 @@ fn connect_options(
     let mut opts = MqttOptions::new(creds.client_id, config.hub.host.clone(), config.hub.port);
     opts.set_credentials(creds.username, creds.password);
     opts.set_keep_alive(config.keepalive);
+    // The Hub's commands carry long signed URLs; its own packet limit is the one to meet.
+    opts.set_max_packet_size(options.max_incoming_bytes.get(), 64 << 10);
     opts.set_clean_session(true);
     if let Some(tls) = &options.mqtt_tls {
         let config = tls.client_config()?;

@@ -1,8 +1,14 @@
 //! The gateway's MQTT session: connect, bring subdevices online, route Hub messages.
+//!
+//! A subdevice is online once the Hub answered `online` with success and granted its OTA
+//! subscription. Until then it is retried: an `online` without an answer in time, an answer
+//! that refuses it, or a refused subscription sends `online` again after a pause that doubles
+//! from `online_retry` up to [`crate::MAX_ONLINE_RETRY`], for as long as the connection lasts.
 
 use crate::outbox::{Outbound, Outbox};
 use crate::subdevice::Input;
-use crate::{GatewayEvent, Shared};
+use crate::validate::reportable_version;
+use crate::{GatewayEvent, MAX_ONLINE_RETRY, Shared};
 use otasim_protocol::{
     DeviceId, GatewayDevice, GatewayReply, GatewayRequest, GatewayResult, HubOtaMessage,
     OperationType, Topic,
@@ -14,6 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -27,6 +34,19 @@ pub(crate) struct Session {
     subscribing: VecDeque<Option<DeviceId>>,
     /// Subdevice subscriptions waiting for their SUBACK, by packet id.
     subacks: BTreeMap<u16, DeviceId>,
+    /// Subdevices not online yet on this connection.
+    joining: BTreeMap<DeviceId, Joining>,
+}
+
+/// Where a subdevice is on its way online, and when to try again.
+#[derive(Debug, Clone, Copy)]
+struct Joining {
+    /// `online` went out; `false` once its success reply came and the subscription is asked.
+    awaiting_reply: bool,
+    /// When to send `online` again if the subdevice is not online by then.
+    retry_at: Instant,
+    /// `online` requests sent so far on this connection.
+    tries: u32,
 }
 
 impl Session {
@@ -43,7 +63,59 @@ impl Session {
             outbox: Outbox::new(client),
             subscribing: VecDeque::new(),
             subacks: BTreeMap::new(),
+            joining: BTreeMap::new(),
         }
+    }
+
+    /// The pause before `online` is sent again after `tries` requests.
+    fn retry_after(&self, tries: u32) -> Duration {
+        let doublings = tries.saturating_sub(1).min(16);
+        self.shared
+            .online_retry
+            .saturating_mul(1 << doublings)
+            .min(MAX_ONLINE_RETRY)
+    }
+
+    /// Sends `online` for `sub` and schedules its retry.
+    fn send_online(&mut self, sub: &DeviceId) {
+        let tries = self.joining.get(sub).map_or(0, |j| j.tries) + 1;
+        let retry_at = Instant::now() + self.retry_after(tries);
+        self.joining.insert(
+            sub.clone(),
+            Joining {
+                awaiting_reply: true,
+                retry_at,
+                tries,
+            },
+        );
+        let req = GatewayRequest::single(OperationType::Online, GatewayDevice::named(sub));
+        let topic = Topic::GatewayOperation(self.gateway.clone()).to_string();
+        self.outbox.push(Outbound {
+            device: None,
+            topic,
+            qos: QoS::AtMostOnce,
+            payload: req.encode(),
+        });
+    }
+
+    /// Re-sends `online` for every subdevice whose retry is due.
+    fn retry_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<DeviceId> = self
+            .joining
+            .iter()
+            .filter(|(_, j)| j.retry_at <= now)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for sub in due {
+            info!(device = %sub, "subdevice not online yet, sending online again");
+            self.send_online(&sub);
+        }
+        self.outbox.flush();
+    }
+
+    fn next_retry(&self) -> Option<Instant> {
+        self.joining.values().map(|j| j.retry_at).min()
     }
 
     /// Polls the event loop and publishes the drivers' messages until shutdown, reconnecting
@@ -55,6 +127,7 @@ impl Session {
     ) {
         let mut failures = 0u32;
         loop {
+            let retry_at = self.next_retry();
             let polled = tokio::select! {
                 // Cancel-safe: dropping a pending poll only loses a packet being read, and the
                 // session is ending anyway.
@@ -63,6 +136,11 @@ impl Session {
                 // partly written frames in rumqttc's buffer and its events in its state.
                 Some(message) = outbound.recv() => {
                     self.outbox.push(message);
+                    continue;
+                }
+                // Cancel-safe for the same reason as `recv` above.
+                _ = sleep_until(retry_at), if retry_at.is_some() => {
+                    self.retry_due();
                     continue;
                 }
                 polled = eventloop.poll() => polled,
@@ -80,6 +158,7 @@ impl Session {
                     self.outbox.on_disconnected();
                     self.subscribing.clear();
                     self.subacks.clear();
+                    self.joining.clear();
                     self.tell_all(|| Input::Offline).await;
                     self.shared.emit(GatewayEvent::Disconnected {
                         reason: e.to_string(),
@@ -120,16 +199,10 @@ impl Session {
         self.shared.emit(GatewayEvent::Connected);
         let result_topic = Topic::GatewayOperationResult(self.gateway.clone()).to_string();
         self.subscribe(result_topic, None);
-        let op_topic = Topic::GatewayOperation(self.gateway.clone()).to_string();
+        self.joining.clear();
         let subs: Vec<DeviceId> = self.subdevices.keys().cloned().collect();
         for sub in subs {
-            let req = GatewayRequest::single(OperationType::Online, GatewayDevice::named(&sub));
-            self.outbox.push(Outbound {
-                device: None,
-                topic: op_topic.clone(),
-                qos: QoS::AtMostOnce,
-                payload: req.encode(),
-            });
+            self.send_online(&sub);
         }
     }
 
@@ -156,14 +229,21 @@ impl Session {
                 device: id.clone(),
                 result: result.code(),
             });
-            if result != GatewayResult::Success {
-                warn!(device = %id, code = result.code(), "hub refused online");
-                continue;
-            }
             if !self.subdevices.contains_key(&id) {
                 warn!(device = %id, "online reply for a subdevice this gateway does not serve");
                 continue;
             }
+            if result != GatewayResult::Success {
+                // The retry already scheduled asks again later (it may be bound meanwhile).
+                warn!(device = %id, code = result.code(), "hub refused online");
+                continue;
+            }
+            // A late answer to a request already repeated, or to one already answered.
+            let Some(joining) = self.joining.get_mut(&id).filter(|j| j.awaiting_reply) else {
+                debug!(device = %id, "duplicate online reply ignored");
+                continue;
+            };
+            joining.awaiting_reply = false;
             // The version is reported once the Hub confirms the subscription: its answer (and
             // a re-sent `update_firmware`) must find the subscription in place.
             let topic = Topic::OtaUpdate(id.clone()).to_string();
@@ -191,8 +271,10 @@ impl Session {
             .iter()
             .any(|c| matches!(c, SubscribeReasonCode::Failure))
         {
+            // Its retry, already scheduled, brings it online again from the start.
             return warn!(%device, "hub refused the ota subscription");
         }
+        self.joining.remove(&device);
         // What waited goes out before the driver's fresh version report.
         self.outbox.on_online(&device);
         self.send(&device, Input::Online).await;
@@ -209,7 +291,13 @@ impl Session {
                 warn!(device = %dev, result_code, %version, "hub refused version report")
             }
             Ok(HubOtaMessage::ReportVersionRsp { .. }) => {}
-            Err(e) => warn!(device = %dev, error = %e, "malformed ota message ignored"),
+            Err(e) => match unreadable_update_version(payload) {
+                Some(version) => {
+                    let reason = e.to_string();
+                    self.send(&dev, Input::Unreadable { version, reason }).await;
+                }
+                None => warn!(device = %dev, error = %e, "malformed ota message ignored"),
+            },
         }
     }
 
@@ -231,6 +319,27 @@ impl Session {
     }
 }
 
+/// For a payload that says it is an `update_firmware` but does not parse as one: the version
+/// to put in the fail report (what it names, made safe, or `unknown`).
+fn unreadable_update_version(payload: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    if value.get("type")?.as_str()? != "update_firmware" {
+        return None;
+    }
+    let version = match value.get("version") {
+        Some(serde_json::Value::String(v)) => reportable_version(v),
+        _ => "unknown".to_owned(),
+    };
+    Some(version)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Exponential backoff from 100 ms to 30 s with up to 50% jitter.
 fn backoff(failures: u32) -> Duration {
     let base = Duration::from_millis(100).saturating_mul(1 << failures.min(9));
@@ -242,6 +351,22 @@ fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_update_firmware_payloads_are_answered_when_unreadable() {
+        let bad = br#"{"type":"update_firmware","file_size":"10","version":"V2"}"#;
+        assert_eq!(unreadable_update_version(bad), Some("V2".into()));
+        let no_version = br#"{"type":"update_firmware","md5sum":7}"#;
+        assert_eq!(
+            unreadable_update_version(no_version),
+            Some("unknown".into())
+        );
+        let hostile = br#"{"type":"update_firmware","version":"../x\n"}"#;
+        let v = unreadable_update_version(hostile).expect("answered");
+        assert!(!v.contains('\n') && v.len() <= 32, "{v:?}");
+        assert_eq!(unreadable_update_version(br#"{"type":"other"}"#), None);
+        assert_eq!(unreadable_update_version(b"not json"), None);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -1,13 +1,13 @@
 //! The driver of one subdevice: feeds the update machine and performs its actions.
 
 use crate::burner::{BurnRequest, Burner};
-use crate::images::{ImageCache, JobState, UpdateSlot};
+use crate::images::{ImageCache, Job, JobState};
 use crate::outbox::Outbound;
-use crate::pending::PendingStore;
+use crate::quota::Reservation;
 use crate::update::{Action, Event, Failure, UpdateMachine};
 use crate::{GatewayEvent, Shared};
 use otasim_protocol::{
-    DeviceId, DeviceOtaMessage, OtaResultCode, ProgressState, Topic, UpdateFirmware,
+    DeviceId, DeviceOtaMessage, OtaResultCode, ProgressReport, ProgressState, Topic,
 };
 use rumqttc::QoS;
 use std::path::PathBuf;
@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
+
+type BurnTask = JoinHandle<Option<Result<(), Failure>>>;
 
 /// What the MQTT session tells a subdevice's driver.
 #[derive(Debug)]
@@ -26,6 +28,13 @@ pub(crate) enum Input {
     Offline,
     /// An `update_firmware` arrived on the subdevice's topic.
     Update(otasim_protocol::UpdateFirmware),
+    /// An `update_firmware` arrived that could not be read: the Hub is told why.
+    Unreadable {
+        /// The version it names, made safe to report.
+        version: String,
+        /// What was wrong with it.
+        reason: String,
+    },
 }
 
 pub(crate) struct SubdeviceDriver {
@@ -34,13 +43,10 @@ pub(crate) struct SubdeviceDriver {
     shared: Arc<Shared>,
     burner: Arc<dyn Burner>,
     images: Arc<ImageCache>,
-    job: Option<watch::Receiver<JobState>>,
-    burn: Option<JoinHandle<Result<(), Failure>>>,
-    /// The update slot of the image being burned, released when the burn ends.
-    slot: Option<Arc<UpdateSlot>>,
-    pending: PendingStore,
-    /// A command a previous run did not finish, replayed once the subdevice is online.
-    resume: Option<UpdateFirmware>,
+    job: Option<Job>,
+    burn: Option<BurnTask>,
+    /// The quota room of the image being burned, released when the burn ends.
+    room: Option<Arc<Reservation>>,
 }
 
 impl SubdeviceDriver {
@@ -52,11 +58,7 @@ impl SubdeviceDriver {
         images: Arc<ImageCache>,
     ) -> Self {
         let machine = UpdateMachine::new(running, shared.max_image_bytes);
-        let pending = PendingStore::new(&shared.state_dir);
-        let resume = pending.load(&id);
         SubdeviceDriver {
-            pending,
-            resume,
             id,
             machine,
             shared,
@@ -64,7 +66,7 @@ impl SubdeviceDriver {
             images,
             job: None,
             burn: None,
-            slot: None,
+            room: None,
         }
     }
 
@@ -80,19 +82,21 @@ impl SubdeviceDriver {
                         Some(input) => self.on_input(input).await,
                         None => break,
                     },
-                    (event, slot) = next_job_event(&mut self.job), if self.job.is_some() => {
+                    // Cancel-safe: `changed` loses nothing, the state stays in the channel.
+                    (event, room) = next_job_event(&mut self.job), if self.job.is_some() => {
                         if matches!(event, Event::Downloaded(_)) {
                             self.job = None;
-                            self.slot = slot;
+                            self.room = room;
                         }
                         self.apply(event).await;
                     }
+                    // Cancel-safe: polling a JoinHandle again after a drop is fine.
                     result = join_burn(&mut self.burn), if self.burn.is_some() => {
                         self.burn = None;
                         let result = result.and_then(|()| self.check_version());
                         self.apply(Event::Burned(result)).await;
                         if self.burn.is_none() {
-                            self.slot = None;
+                            self.room = None;
                         }
                     }
                 }
@@ -108,31 +112,24 @@ impl SubdeviceDriver {
     async fn on_input(&mut self, input: Input) {
         match input {
             Input::Offline => debug!("hub connection lost"),
+            // The version goes to the Hub; an update a previous run left unfinished continues
+            // only when the Hub answers with `update_firmware` (the task may be cancelled), and
+            // then resumes from the checkpoint with the command's fresh URL.
             Input::Online => {
                 let version = self.machine.running_version().to_owned();
                 self.publish(DeviceOtaMessage::ReportVersion { version })
                     .await;
-                if let Some(cmd) = self.resume.take() {
-                    info!(version = %cmd.version.escape_debug(), "resuming the update of a previous run");
-                    self.on_command(cmd).await;
-                }
             }
             Input::Update(cmd) => {
                 info!(version = %cmd.version.escape_debug(), size = cmd.file_size, "update_firmware received");
-                self.resume = None;
-                self.on_command(cmd).await;
+                self.apply(Event::Command(cmd)).await;
             }
-        }
-    }
-
-    async fn on_command(&mut self, cmd: UpdateFirmware) {
-        let actions = self.machine.handle(Event::Command(cmd.clone()));
-        // A command that started a download is the one to finish after a reboot.
-        if actions.iter().any(|a| matches!(a, Action::Download(_))) {
-            self.pending.save(&self.id, &cmd);
-        }
-        for action in actions {
-            self.perform(action).await;
+            Input::Unreadable { version, reason } => {
+                warn!(%reason, "unreadable update_firmware refused");
+                let message = format!("rejected update_firmware: {reason}");
+                let report = ProgressReport::fail(&version, OtaResultCode::UpgradeFailed, message);
+                self.perform(Action::Report(report)).await;
+            }
         }
     }
 
@@ -145,9 +142,6 @@ impl SubdeviceDriver {
     async fn perform(&mut self, action: Action) {
         match action {
             Action::Report(report) => {
-                if matches!(report.state, ProgressState::Done | ProgressState::Fail) {
-                    self.pending.clear(&self.id);
-                }
                 self.shared.emit(GatewayEvent::Report {
                     device: self.id.clone(),
                     report: report.clone(),
@@ -157,7 +151,13 @@ impl SubdeviceDriver {
             Action::Download(target) => self.job = Some(self.images.fetch(&target, &self.id)),
             Action::AbandonDownload => {
                 self.job = None;
-                self.slot = None;
+                self.room = None;
+            }
+            Action::RefreshUrl(url) => {
+                info!("fresh url for the running download");
+                if let Some(job) = &self.job {
+                    job.refresh_url(url);
+                }
             }
             Action::Burn { image, version } => self.start_burn(image, version.to_string()),
             Action::ReportVersion(version) => {
@@ -171,7 +171,8 @@ impl SubdeviceDriver {
         let burner = Arc::clone(&self.burner);
         let shared = Arc::clone(&self.shared);
         let id = self.id.clone();
-        self.burn = Some(tokio::spawn(async move {
+        let limit = self.shared.burn_timeout;
+        let task = self.shared.spawn(async move {
             let last = AtomicU8::new(u8::MAX);
             let progress = |percent: u8| {
                 // Only changes are worth an event.
@@ -190,11 +191,20 @@ impl SubdeviceDriver {
                 progress: &progress,
                 cancel: &cancel,
             };
-            burner.burn(request).await.map_err(|e| {
-                warn!(error = %e, "burn failed");
-                Failure::new(OtaResultCode::UpgradeFailed, e.to_string())
-            })
-        }));
+            match tokio::time::timeout(limit, burner.burn(request)).await {
+                Ok(result) => result.map_err(|e| {
+                    warn!(error = %e, "burn failed");
+                    Failure::new(OtaResultCode::UpgradeFailed, e.to_string())
+                }),
+                Err(_) => {
+                    warn!(?limit, "burn timed out");
+                    let secs = limit.as_secs_f64();
+                    let message = format!("burn did not finish within {secs:.1} s (burn timeout)");
+                    Err(Failure::new(OtaResultCode::UpgradeFailed, message))
+                }
+            }
+        });
+        self.burn = Some(task);
     }
 
     /// After a burn the device must run what was burned; a device that says otherwise failed.
@@ -233,10 +243,9 @@ impl SubdeviceDriver {
     }
 }
 
-async fn next_job_event(
-    job: &mut Option<watch::Receiver<JobState>>,
-) -> (Event, Option<Arc<UpdateSlot>>) {
-    let rx = job.as_mut().expect("guarded by job.is_some()");
+async fn next_job_event(job: &mut Option<Job>) -> (Event, Option<Arc<Reservation>>) {
+    let rx: &mut watch::Receiver<JobState> =
+        &mut job.as_mut().expect("guarded by job.is_some()").state;
     // A closed channel means the job task ended without an outcome (gateway shutting down).
     if rx.changed().await.is_err() {
         let abandoned = Failure::new(OtaResultCode::UpgradeFailed, "download abandoned");
@@ -244,7 +253,7 @@ async fn next_job_event(
     }
     let state = rx.borrow_and_update().clone();
     match state.outcome {
-        Some(outcome) => (Event::Downloaded(outcome), state.slot),
+        Some(outcome) => (Event::Downloaded(outcome), state.room),
         None => {
             let progress = Event::Progress {
                 bytes: state.stored_bytes,
@@ -256,10 +265,14 @@ async fn next_job_event(
     }
 }
 
-async fn join_burn(burn: &mut Option<JoinHandle<Result<(), Failure>>>) -> Result<(), Failure> {
+async fn join_burn(burn: &mut Option<BurnTask>) -> Result<(), Failure> {
     let handle = burn.as_mut().expect("guarded by burn.is_some()");
     match handle.await {
-        Ok(result) => result,
+        Ok(Some(result)) => result,
+        Ok(None) => Err(Failure::new(
+            OtaResultCode::UpgradeFailed,
+            "burn stopped: the gateway is powering off",
+        )),
         Err(e) => Err(Failure::new(
             OtaResultCode::UpgradeFailed,
             format!("burner task failed: {e}"),

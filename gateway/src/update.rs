@@ -55,8 +55,10 @@ pub(crate) enum Action {
     Report(ProgressReport),
     /// Fetch this image (shared with other subdevices that need the same one).
     Download(Target),
-    /// Stop waiting for the current download.
+    /// Stop waiting for the current download (it checkpoints for whoever resumes it).
     AbandonDownload,
+    /// The current download goes on under this fresh URL of the same image.
+    RefreshUrl(String),
     /// Burn this verified image.
     Burn { image: PathBuf, version: Version },
     /// Publish `report_version` with this version.
@@ -129,19 +131,29 @@ impl UpdateMachine {
             Ok(t) => t,
             Err(rejection) => return vec![reject(cmd, &rejection)],
         };
+        let runs_it = target.version.as_str() == self.running;
         match &mut self.phase {
             // A redelivered command for the update just finished: nothing to fetch or burn.
-            Phase::Idle if target.version.as_str() == self.running => {
-                let version = target.version.as_str();
-                vec![
-                    Action::Report(ProgressReport::done(version)),
-                    Action::ReportVersion(version.to_owned()),
-                ]
-            }
+            Phase::Idle if runs_it => already_running(&target),
             Phase::Idle => self.start(target),
+            // The same image under a fresh URL (the Hub re-signs on every send): the download
+            // goes on, and its next request uses the URL that has not expired.
             Phase::Downloading {
                 target: current, ..
-            } if current.same_update(&target) => Vec::new(),
+            } if current.same_update(&target) => {
+                if current.url == target.url {
+                    return Vec::new();
+                }
+                current.url = target.url.clone();
+                vec![Action::RefreshUrl(target.url)]
+            }
+            // Back to the version it runs: nothing to fetch or burn, just say so.
+            Phase::Downloading { .. } if runs_it => {
+                self.phase = Phase::Idle;
+                let mut actions = vec![Action::AbandonDownload];
+                actions.extend(already_running(&target));
+                actions
+            }
             Phase::Downloading { .. } => {
                 let mut actions = vec![Action::AbandonDownload];
                 actions.extend(self.start(target));
@@ -250,6 +262,14 @@ impl UpdateMachine {
         }
         actions
     }
+}
+
+fn already_running(target: &Target) -> Vec<Action> {
+    let version = target.version.as_str();
+    vec![
+        Action::Report(ProgressReport::done(version)),
+        Action::ReportVersion(version.to_owned()),
+    ]
 }
 
 fn percent_of(bytes: u64, total: u64) -> u8 {

@@ -86,6 +86,14 @@ pub enum Rejection {
     /// The URL is not http(s).
     #[error("refusing url {0:?}: only http:// and https:// are fetched")]
     Url(String),
+    /// The URL is http(s) but cannot be fetched as written (a port out of range, no host).
+    #[error("refusing url {url:?}: {reason}")]
+    UrlInvalid {
+        /// The URL without its query (the signature stays out of reports).
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 /// Checks a command against the protocol and this gateway's size limit.
@@ -108,6 +116,10 @@ pub(crate) fn check(cmd: &UpdateFirmware, max_size_bytes: u64) -> Result<Target,
     if !scheme_ok || cmd.url.chars().any(char::is_control) {
         return Err(Rejection::Url(cmd.url.escape_debug().to_string()));
     }
+    crate::download::check_url(&cmd.url).map_err(|reason| Rejection::UrlInvalid {
+        url: crate::download::redacted(&cmd.url),
+        reason,
+    })?;
     Ok(Target {
         version,
         size_bytes,
@@ -202,6 +214,15 @@ mod tests {
             check(&cmd("1", 5, &"g".repeat(32), "http://h/x"), limit),
             Err(Rejection::Md5(_))
         ));
+        for url in ["http://127.0.0.1:99999/fw", "http://h:0/x", "https://:8/x"] {
+            assert!(
+                matches!(
+                    check(&cmd("1", 5, MD5, url), limit),
+                    Err(Rejection::UrlInvalid { .. } | Rejection::Url(_))
+                ),
+                "{url}"
+            );
+        }
         for url in [
             "file:///etc/passwd",
             "ftp://h/x",

@@ -152,6 +152,12 @@ pub enum Failure {
         /// What did not hold.
         mismatch: CosMismatch,
     },
+    /// A count, a pause between COS requests or the Range of one (`[[expect.counts]]`,
+    /// `[[expect.cos_gaps]]`, `[[expect.cos_ranges]]`), said as text.
+    Counted {
+        /// What did not hold.
+        what: String,
+    },
     /// The task summaries.
     Tasks {
         /// Expected, oldest first.
@@ -217,6 +223,7 @@ impl Failure {
             Failure::CosBytes { .. } => "cos_bytes",
             Failure::CosRequests { .. } => "cos_requests",
             Failure::CosRequest { .. } => "cos_request",
+            Failure::Counted { .. } => "counted",
             Failure::Tasks { .. } => "tasks",
         }
     }
@@ -353,6 +360,7 @@ impl std::fmt::Display for Failure {
                     ),
                 }
             }
+            Failure::Counted { what } => f.write_str(what),
             Failure::Tasks { expected, got } => {
                 write!(f, "expected task summaries {expected:?}, got {got:?}")
             }

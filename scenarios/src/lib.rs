@@ -28,6 +28,7 @@
 
 mod burner;
 mod cos_store;
+mod counts;
 mod expect;
 mod failure;
 mod files;
@@ -44,6 +45,7 @@ mod timeline;
 mod world;
 
 pub use cos_store::{CosStore, HubCos};
+pub use counts::{CosGap, CosRange, Count, CountOf};
 pub use expect::{
     DeviceOutcome, MsgPattern, PatternError, PercentRange, ReportItem, ReportPattern,
     ResultPattern, describe_report,

@@ -230,6 +230,8 @@ pub struct Plan {
     pub download_attempts: Option<u32>,
     /// How often the gateway makes a download durable (its default, 1 MiB, if unset).
     pub checkpoint_bytes: Option<u64>,
+    /// How long a burn may take (the gateway's default under the time scale, if unset).
+    pub burn_timeout: Option<std::time::Duration>,
     /// The gateways.
     pub gateways: Vec<GatewayPlan>,
     /// The subdevices.

@@ -183,7 +183,7 @@ async fn run_keeping_world_with(
     }
     let devices = happened.rows(plan);
     let Judgement {
-        failures,
+        mut failures,
         context,
         adjustments,
         diverged_at,
@@ -195,6 +195,20 @@ async fn run_keeping_world_with(
         external,
     }
     .judge(step_failure);
+    let notes = world.notes();
+    let e = &plan.expect;
+    failures.extend(
+        crate::counts::judge(
+            &e.counts,
+            &e.cos_gaps,
+            &e.cos_ranges,
+            &happened.transcript,
+            &happened.journal,
+            &notes,
+        )
+        .into_iter()
+        .map(|what| Failure::Counted { what }),
+    );
     let report = RunReport {
         name: plan.name.clone(),
         path: plan.path.display().to_string(),
@@ -209,7 +223,7 @@ async fn run_keeping_world_with(
         devices,
         transcript: happened.transcript,
         cos_journal: happened.journal,
-        notes: world.notes(),
+        notes,
         tasks: happened.tasks,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };

@@ -109,6 +109,8 @@ pub struct World {
     started: Instant,
     watchers: Vec<tokio::task::JoinHandle<()>>,
     time_scale: f64,
+    /// The plan's burn timeout for built-in gateways (their default, scaled, if unset).
+    burn_timeout: Option<Duration>,
     _fixed: Option<tokio::sync::MutexGuard<'static, ()>>,
     _dir: tempfile::TempDir,
 }
@@ -177,6 +179,7 @@ impl World {
             started,
             watchers: Vec::new(),
             time_scale: plan.time_scale,
+            burn_timeout: plan.burn_timeout,
             _fixed: fixed,
             _dir: dir,
         };
@@ -348,6 +351,10 @@ impl World {
                     options.max_concurrent = n;
                 }
                 options.storage_quota_bytes = slot.quota_bytes;
+                let scaled =
+                    |d: Duration| d.mul_f64(self.time_scale).max(Duration::from_millis(1));
+                options.burn_timeout = self.burn_timeout.unwrap_or(scaled(options.burn_timeout));
+                options.online_retry = scaled(options.online_retry);
                 let gw = Gateway::start_with_burner(slot.config.clone(), options, burner)
                     .map_err(|e| WorldError::Start(format!("gateway {id}: {e}")))?;
                 let mut rx = gw.events();

@@ -12,6 +12,7 @@ use gateway::{
     TlsSettings,
 };
 use otasim_protocol::{DeviceId, DeviceInfo, GatewayResult, ProgressReport, ProgressState};
+use std::time::Duration;
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::num::{NonZeroU64, NonZeroUsize};
@@ -62,6 +63,28 @@ pub struct GatewayArgs {
     /// Make downloads durable (checkpoint) every this many bytes.
     #[arg(long, value_name = "BYTES")]
     checkpoint_bytes: Option<NonZeroU64>,
+    /// A burn taking longer fails with -5 and frees its subdevice.
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = clap::value_parser!(u64).range(1..))]
+    burn_timeout_secs: u64,
+    /// Wait this long for the hub's answer to `online` before asking again (doubling, up to
+    /// 5 minutes).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..))]
+    online_retry_secs: u64,
+    /// Largest MQTT packet accepted from the hub.
+    #[arg(long, value_name = "BYTES", default_value = "262144")]
+    max_incoming_bytes: NonZeroUsize,
+    /// Partial downloads of failed updates kept for a resume.
+    #[arg(long, value_name = "N", default_value = "3")]
+    keep_partials: usize,
+    /// A partial download untouched for longer is deleted.
+    #[arg(long, value_name = "HOURS", default_value = "72")]
+    partial_max_age_hours: u64,
+    /// Redirects followed in a row per request (0: none).
+    #[arg(long, value_name = "N", default_value = "5")]
+    max_redirects: u8,
+    /// The longest Retry-After honoured.
+    #[arg(long, value_name = "SECS", default_value = "300")]
+    retry_after_cap_secs: u64,
 }
 
 pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
@@ -113,7 +136,16 @@ fn build(args: &GatewayArgs) -> anyhow::Result<(GatewayConfig, GatewayOptions)> 
     if let Some(every) = args.checkpoint_bytes {
         config.download.checkpoint = gateway::download::CheckpointPolicy::EveryBytes(every);
     }
+    config.download.max_redirects = args.max_redirects;
+    config.download.retry_after_cap = Duration::from_secs(args.retry_after_cap_secs);
     let mut options = GatewayOptions::new();
+    options.burn_timeout = Duration::from_secs(args.burn_timeout_secs);
+    options.online_retry = Duration::from_secs(args.online_retry_secs);
+    options.max_incoming_bytes = args.max_incoming_bytes;
+    options.partials = gateway::PartialRetention {
+        max_count: args.keep_partials,
+        max_age: Duration::from_secs(args.partial_max_age_hours.saturating_mul(3600)),
+    };
     let behaviours = match &args.subdevices {
         Some(path) => {
             let text = std::fs::read_to_string(path)

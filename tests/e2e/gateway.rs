@@ -5,6 +5,7 @@ mod burners;
 mod limits;
 mod process;
 mod resilience;
+mod shutdown;
 mod tls;
 
 use crate::support::within;
@@ -217,6 +218,7 @@ fn fast_download() -> DownloadConfig {
         .expect("valid retry policy"),
         checkpoint: CheckpointPolicy::EveryBytes(NonZeroU64::new(64 << 10).expect("not zero")),
         write_buffer_bytes: NonZeroUsize::new(64 << 10).expect("not zero"),
+        ..DownloadConfig::default()
     }
 }
 

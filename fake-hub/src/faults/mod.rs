@@ -185,6 +185,12 @@ pub enum HubFaultAction {
         /// The URL to send.
         url: String,
     },
+    /// Send these bytes instead of the `update_firmware` (fields of the wrong JSON type,
+    /// missing fields, oversize commands). `UpdateFirmware` only.
+    RawUpdate {
+        /// The payload, as sent.
+        payload: String,
+    },
     /// Create another task (with `override_running` to push over the running one).
     PushTask {
         /// The task.
@@ -249,7 +255,11 @@ impl HubFaultRule {
             ) if gateway_ops.contains(&message_type.as_str()) => Ok(()),
             (
                 M::UpdateFirmware { .. },
-                A::DuplicateUpdate | A::WrongMd5 { .. } | A::WrongSize { .. } | A::WrongUrl { .. },
+                A::DuplicateUpdate
+                | A::WrongMd5 { .. }
+                | A::WrongSize { .. }
+                | A::WrongUrl { .. }
+                | A::RawUpdate { .. },
             ) => Ok(()),
             (when, action) => bad(format!("{action:?} cannot fire on {when:?}")),
         }

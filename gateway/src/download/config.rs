@@ -201,16 +201,25 @@ pub struct DownloadConfig {
     pub checkpoint: CheckpointPolicy,
     /// Body bytes gathered before one write to the data file.
     pub write_buffer_bytes: NonZeroUsize,
+    /// Redirects (301, 302, 303, 307, 308) followed in a row per request; 0 follows none.
+    pub max_redirects: u8,
+    /// The longest `Retry-After` honoured; a server asking more waits this long (and the
+    /// download's total budget still bounds it).
+    pub retry_after_cap: Duration,
 }
 
 impl Default for DownloadConfig {
-    /// Default timeouts and retries, a checkpoint every 1 MiB, 256 KiB writes.
+    /// Default timeouts and retries, a checkpoint every 1 MiB, 256 KiB writes, up to 5
+    /// redirects (as curl's and browsers' limits, which CDNs stay well within), `Retry-After`
+    /// honoured up to 5 minutes.
     fn default() -> Self {
         DownloadConfig {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
             checkpoint: CheckpointPolicy::EveryBytes(NonZeroU64::new(1 << 20).expect("not zero")),
             write_buffer_bytes: NonZeroUsize::new(256 << 10).expect("not zero"),
+            max_redirects: 5,
+            retry_after_cap: Duration::from_secs(300),
         }
     }
 }

@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::download::config::{DownloadConfig, jitter};
-use crate::download::error::{AttemptContext, DownloadError, RestartReason, TimeoutPhase};
+use crate::download::error::{
+    AttemptContext, DownloadError, RestartReason, TimeoutPhase, Violation,
+};
 use crate::download::http::{self, ConnectError, Connection, Endpoint, head_of, redact};
 use crate::download::part::PartFile;
 use crate::download::plan::{BodyEnd, HeadDecision, Transfer};
@@ -29,6 +33,8 @@ enum AttemptEnd {
     Restart(RestartReason),
     /// A failure; retried if transient and the budget allows.
     Failed(DownloadError),
+    /// A transient failure whose server asked (`Retry-After`) for at least this pause.
+    RetryAfter(DownloadError, Duration),
 }
 
 /// Requests made and partials discarded, for the caller's report.
@@ -38,11 +44,22 @@ struct Tally {
     restarts: u32,
 }
 
+/// What a download runs with, from its [`crate::download::Downloader`].
+pub(crate) struct Env<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) config: &'a DownloadConfig,
+    pub(crate) tls: Option<&'a Arc<rustls::ClientConfig>>,
+    pub(crate) tasks: &'a TaskTracker,
+    pub(crate) cancel: &'a CancellationToken,
+}
+
 /// What stays fixed during one download.
 struct Job<'a> {
     spec: &'a ImageSpec,
-    endpoint: Endpoint,
+    /// The latest URL the caller has for the image; read before every request.
+    urls: watch::Receiver<String>,
     tls: Option<&'a Arc<rustls::ClientConfig>>,
+    tasks: &'a TaskTracker,
     config: &'a DownloadConfig,
     cancel: &'a CancellationToken,
     deadline: Instant,
@@ -51,33 +68,49 @@ struct Job<'a> {
 
 type ProgressFn<'a> = &'a mut (dyn FnMut(Progress) + Send);
 
-/// Downloads `spec` into `dir`; `lock` is the per-image lock, held by the caller.
+/// Parses and checks an image URL.
+fn endpoint_of(
+    url: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Endpoint, DownloadError> {
+    let endpoint = http::parse_url(url).map_err(|reason| DownloadError::InvalidUrl {
+        url: redact(url),
+        reason,
+    })?;
+    if endpoint.is_https() && tls.is_none() {
+        return Err(DownloadError::InvalidUrl {
+            url: redact(url),
+            reason: "https URL but no CA is configured for downloads",
+        });
+    }
+    Ok(endpoint)
+}
+
+/// Downloads `spec` into `env.dir` from the latest of `urls`; `lock` is the per-image lock,
+/// held by the caller.
 pub(crate) async fn run(
     spec: &ImageSpec,
-    dir: &Path,
-    config: &DownloadConfig,
-    tls: Option<&Arc<rustls::ClientConfig>>,
+    urls: watch::Receiver<String>,
+    env: Env<'_>,
     progress: ProgressFn<'_>,
-    cancel: &CancellationToken,
     lock: ImageLock,
 ) -> Result<DownloadOutcome, DownloadError> {
+    let first_url = urls.borrow().clone();
     let span = info_span!(
         "download",
         md5 = %hex::encode(spec.md5),
         size = spec.file_size,
-        url = %redact(&spec.url),
+        url = %redact(&first_url),
     );
+    let Env {
+        dir,
+        config,
+        tls,
+        tasks,
+        cancel,
+    } = env;
     async move {
-        let endpoint = http::parse_url(&spec.url).map_err(|reason| DownloadError::InvalidUrl {
-            url: redact(&spec.url),
-            reason,
-        })?;
-        if endpoint.is_https() && tls.is_none() {
-            return Err(DownloadError::InvalidUrl {
-                url: redact(&spec.url),
-                reason: "https URL but no CA is configured for downloads",
-            });
-        }
+        endpoint_of(&first_url, tls)?;
         let paths = Paths::new(dir, &spec.md5);
         if reuse_finished(&paths, spec.md5, spec.file_size, &lock).await? {
             info!(path = %paths.bin.display(), "image already downloaded");
@@ -107,8 +140,9 @@ pub(crate) async fn run(
         let deadline = started + config.retry.max_total();
         let job = Job {
             spec,
-            endpoint,
+            urls,
             tls,
+            tasks,
             config,
             cancel,
             deadline,
@@ -123,7 +157,7 @@ pub(crate) async fn run(
 impl Job<'_> {
     fn at(&self, attempt: u32, offset: u64) -> AttemptContext {
         AttemptContext {
-            url: self.endpoint.redacted.clone(),
+            url: redact(&self.urls.borrow()),
             attempt,
             offset,
         }
@@ -205,17 +239,21 @@ impl Job<'_> {
                 }
             }
             AttemptEnd::Failed(error) if error.is_transient() && budget_left => {
-                Ok(self.back_off(attempt, &error).await)
+                Ok(self.back_off(attempt, &error, Duration::ZERO).await)
             }
-            AttemptEnd::Failed(error) => Err(error),
+            AttemptEnd::RetryAfter(error, asked) if budget_left => {
+                Ok(self.back_off(attempt, &error, asked).await)
+            }
+            AttemptEnd::Failed(error) | AttemptEnd::RetryAfter(error, _) => Err(error),
         }
     }
 
-    /// Waits before the next attempt; `false` if cancelled meanwhile. A wait that would pass
-    /// the total budget is not started: the caller's error is then final.
-    async fn back_off(&self, attempt: u32, error: &DownloadError) -> bool {
-        let delay = self.config.retry.backoff(attempt, jitter());
-        warn!(attempt, %error, ?delay, "transient failure, retrying");
+    /// Waits before the next attempt, at least what the server asked (up to the configured
+    /// cap); `false` if cancelled meanwhile. The wait ends at the total budget at the latest.
+    async fn back_off(&self, attempt: u32, error: &DownloadError, asked: Duration) -> bool {
+        let backoff = self.config.retry.backoff(attempt, jitter());
+        let delay = backoff.max(asked.min(self.config.retry_after_cap));
+        warn!(attempt, %error, ?delay, ?asked, "transient failure, retrying");
         tokio::select! {
             // Nothing is mutated in either branch; dropping the sleep is harmless.
             _ = self.cancel.cancelled() => false,
@@ -253,9 +291,51 @@ impl Job<'_> {
         }
     }
 
-    /// Connects, sends the GET and waits for the response head.
+    /// Connects, sends the GET and waits for the response head, following redirects (each
+    /// hop under the same timeouts, at most `max_redirects` of them).
     async fn open(
         &self,
+        attempt: u32,
+        range: Option<&str>,
+        offset: u64,
+    ) -> Result<(Connection, hyper::Response<Incoming>), AttemptEnd> {
+        let url = self.urls.borrow().clone();
+        let mut endpoint = endpoint_of(&url, self.tls).map_err(AttemptEnd::Failed)?;
+        let mut hops = 0u8;
+        loop {
+            let (conn, response) = self.request(&endpoint, attempt, range, offset).await?;
+            let Some(location) = http::redirect_location(&response) else {
+                return Ok((conn, response));
+            };
+            let violation = |v| {
+                let at = self.at(attempt, offset);
+                AttemptEnd::Failed(DownloadError::Protocol { violation: v, at })
+            };
+            hops += 1;
+            if hops > self.config.max_redirects {
+                let limit = self.config.max_redirects;
+                return Err(violation(Violation::TooManyRedirects { limit }));
+            }
+            let next = endpoint.redirect(&location).map_err(|reason| {
+                violation(Violation::BadRedirect {
+                    location: redact(&location),
+                    reason,
+                })
+            })?;
+            if next.is_https() && self.tls.is_none() {
+                let reason = "https redirect but no CA is configured for downloads";
+                let location = redact(&location);
+                return Err(violation(Violation::BadRedirect { location, reason }));
+            }
+            info!(status = response.status().as_u16(), to = %next.redacted, "following redirect");
+            endpoint = next;
+        }
+    }
+
+    /// One HTTP request to `endpoint`, up to its response head.
+    async fn request(
+        &self,
+        endpoint: &Endpoint,
         attempt: u32,
         range: Option<&str>,
         offset: u64,
@@ -267,11 +347,11 @@ impl Job<'_> {
                 TimeoutPhase::Connect,
                 timeouts.connect(),
                 at,
-                http::connect(&self.endpoint, self.tls),
+                http::connect(endpoint, self.tls, self.tasks),
             )
             .await?;
         let mut conn = connected.map_err(|e| {
-            let authority = self.endpoint.authority();
+            let authority = endpoint.authority();
             AttemptEnd::Failed(match e {
                 ConnectError::Socket(source) => DownloadError::Connect {
                     authority,
@@ -287,7 +367,7 @@ impl Job<'_> {
             })
         })?;
         debug!(attempt, range, "sending request");
-        let sent = conn.get(&self.endpoint, range);
+        let sent = conn.get(endpoint, range);
         let response = self
             .bounded(TimeoutPhase::FirstByte, timeouts.first_byte(), at, sent)
             .await?;
@@ -330,7 +410,13 @@ impl Job<'_> {
                     Err(error) => fail(error),
                 };
             }
-            HeadDecision::Retry(status) => return fail(DownloadError::HttpStatus { status, at }),
+            HeadDecision::Retry(status) => {
+                let error = DownloadError::HttpStatus { status, at };
+                return match http::retry_after(&response) {
+                    Some(asked) => AttemptEnd::RetryAfter(error, asked),
+                    None => fail(error),
+                };
+            }
             HeadDecision::NotFound => return fail(DownloadError::FileNotExist { at }),
             HeadDecision::Forbidden => return fail(DownloadError::SignatureExpired { at }),
             HeadDecision::Fail(violation) => {
@@ -379,7 +465,7 @@ impl Job<'_> {
                     return AttemptEnd::Failed(DownloadError::Protocol { violation, at });
                 }
             };
-            if let Err(error) = part.append(&data).await {
+            if let Err(error) = part.append(data).await {
                 return AttemptEnd::Failed(error);
             }
             if due && let Err(error) = part.checkpoint_behind(transfer.on_durable()).await {

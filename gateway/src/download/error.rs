@@ -93,6 +93,20 @@ pub enum Violation {
         /// Size of the image.
         file_size: u64,
     },
+    /// More redirects in a row than the configured limit.
+    #[error("more than {limit} redirects in a row")]
+    TooManyRedirects {
+        /// The limit (`download.max_redirects`).
+        limit: u8,
+    },
+    /// A redirect whose `Location` cannot be followed.
+    #[error("redirect to {location:?} not followed: {reason}")]
+    BadRedirect {
+        /// The location, without its query.
+        location: String,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 /// Why a resume could not continue, so the partial image was discarded.

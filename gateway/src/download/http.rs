@@ -12,9 +12,11 @@ use hyper::{Request, Response, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
+use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::download::plan::ResponseHead;
@@ -70,7 +72,19 @@ pub(crate) fn parse_url(url: &str) -> Result<Endpoint, &'static str> {
     if host.is_empty() {
         return Err("no host");
     }
-    let port = authority.port_u16().unwrap_or(default_port);
+    // `port_u16` reads 99999 as "no port", which would dial the default one: read it here.
+    let text = authority.as_str();
+    let port_text = match text.rfind(']') {
+        Some(end) => text[end + 1..].strip_prefix(':'),
+        None => text.rsplit_once(':').map(|(_, p)| p),
+    };
+    let port = match port_text {
+        None | Some("") => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => return Err("port out of range (1-65535)"),
+            Ok(n) => n,
+        },
+    };
     let host_header = match authority.port_u16() {
         Some(p) if p != default_port => format!("{host}:{p}"),
         _ => host.to_owned(),
@@ -90,6 +104,50 @@ pub(crate) fn parse_url(url: &str) -> Result<Endpoint, &'static str> {
         path_and_query,
         redacted: redact(url),
     })
+}
+
+impl Endpoint {
+    /// Where a redirect's `Location` points: an absolute `http(s)://` URL, or a path (with
+    /// query) on the same host.
+    pub(crate) fn redirect(&self, location: &str) -> Result<Endpoint, &'static str> {
+        let location = location.trim();
+        if location.starts_with('/') && !location.starts_with("//") {
+            let scheme = if self.https { "https" } else { "http" };
+            let authority = if self.host.contains(':') {
+                format!("[{}]", self.host)
+            } else {
+                self.host.clone()
+            };
+            return parse_url(&format!("{scheme}://{authority}:{}{location}", self.port));
+        }
+        parse_url(location)
+    }
+}
+
+/// The `Location` of a redirect response (301, 302, 303, 307, 308), `None` for any other.
+pub(crate) fn redirect_location(response: &Response<Incoming>) -> Option<String> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    Some(text(response.headers(), header::LOCATION).unwrap_or_default())
+}
+
+/// A `Retry-After` the server asked for: delay-seconds, or an HTTP date (relative to now).
+pub(crate) fn retry_after(response: &Response<Incoming>) -> Option<Duration> {
+    parse_retry_after(
+        &text(response.headers(), header::RETRY_AFTER)?,
+        SystemTime::now(),
+    )
+}
+
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Absurdly long digit strings saturate rather than fail: the cap bounds them anyway.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
 }
 
 /// An open HTTP/1.1 connection; the task driving it is aborted on drop.
@@ -117,6 +175,7 @@ pub(crate) enum ConnectError {
 pub(crate) async fn connect(
     endpoint: &Endpoint,
     tls: Option<&Arc<rustls::ClientConfig>>,
+    tasks: &TaskTracker,
 ) -> Result<Connection, ConnectError> {
     let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
@@ -131,23 +190,23 @@ pub(crate) async fn connect(
                 .connect(name, stream)
                 .await
                 .map_err(ConnectError::Tls)?;
-            handshake(stream).await
+            handshake(stream, tasks).await
         }
         (true, None) => Err(ConnectError::Tls(std::io::Error::other(
             "https URL but no CA is configured",
         ))),
-        (false, _) => handshake(stream).await,
+        (false, _) => handshake(stream, tasks).await,
     }
 }
 
-async fn handshake<S>(stream: S) -> Result<Connection, ConnectError>
+async fn handshake<S>(stream: S, tasks: &TaskTracker) -> Result<Connection, ConnectError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(ConnectError::Handshake)?;
-    let driver = tokio::spawn(async move {
+    let driver = tasks.spawn(async move {
         if let Err(error) = conn.await {
             debug!(%error, "http connection ended with an error");
         }
@@ -195,5 +254,79 @@ pub(crate) fn head_of(response: &Response<Incoming>) -> ResponseHead {
         content_range: text(headers, header::CONTENT_RANGE),
         etag: text(headers, header::ETAG),
         content_encoding: text(headers, header::CONTENT_ENCODING),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ports_out_of_range_are_refused_not_defaulted() {
+        assert_eq!(parse_url("http://h:8080/x").map(|e| e.port), Ok(8080));
+        assert_eq!(parse_url("http://h/x").map(|e| e.port), Ok(80));
+        assert_eq!(parse_url("https://h/x").map(|e| e.port), Ok(443));
+        for bad in [
+            "http://127.0.0.1:99999/x",
+            "http://h:0/x",
+            "http://h:65536/x",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redirects_resolve_absolute_urls_and_paths_on_the_same_host() {
+        let from = parse_url("http://127.0.0.1:9000/a?sign=1").expect("valid");
+        let path = from.redirect("/b?sign=2").expect("path");
+        assert_eq!(
+            (path.authority(), path.path_and_query.as_str()),
+            ("127.0.0.1:9000".into(), "/b?sign=2")
+        );
+        let abs = from.redirect("http://other:81/c").expect("absolute");
+        assert_eq!(abs.authority(), "other:81");
+        for bad in [
+            "",
+            "//evil/x",
+            "ftp://h/x",
+            "relative/x",
+            "http://h:99999/x",
+        ] {
+            assert!(from.redirect(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(parse_retry_after("6", now), Some(Duration::from_secs(6)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for bad in ["", "-1", "1.5", "soon"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn retry_after_parsing_never_panics(value in ".{0,64}") {
+            let _ = parse_retry_after(&value, SystemTime::now());
+        }
+
+        #[test]
+        fn url_parsing_never_panics_and_keeps_ports_in_range(url in "(http|https)://[a-z0-9.:\\[\\]]{0,20}(/[ -~]{0,20})?") {
+            if let Ok(e) = parse_url(&url) {
+                prop_assert!(e.port >= 1);
+                let _ = e.redirect(&url);
+            }
+        }
     }
 }

@@ -23,7 +23,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::{CheckpointPolicy, ConfigError, DownloadConfig, RetryPolicy, Timeouts};
 pub use error::{
@@ -80,6 +82,16 @@ pub enum DownloadOutcome {
     },
 }
 
+/// A URL without its query, escaped: fit for logs and reports.
+pub(crate) fn redacted(url: &str) -> String {
+    http::redact(url).escape_debug().take(200).collect()
+}
+
+/// Checks an image URL as a download would before its first request.
+pub(crate) fn check_url(url: &str) -> Result<(), &'static str> {
+    http::parse_url(url).map(drop)
+}
+
 /// One lock per image MD5; entries die with their last user.
 type LockMap = HashMap<[u8; 16], Weak<tokio::sync::Mutex<()>>>;
 
@@ -92,6 +104,7 @@ pub struct Downloader {
     config: DownloadConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
     locks: Arc<Mutex<LockMap>>,
+    tasks: TaskTracker,
 }
 
 impl Downloader {
@@ -102,7 +115,15 @@ impl Downloader {
             config,
             tls: None,
             locks: Arc::default(),
+            tasks: TaskTracker::new(),
         }
+    }
+
+    /// Runs file jobs and connection tasks on `tasks`, so whoever owns it can wait for the
+    /// last write (the gateway's `kill` and `shutdown` do).
+    pub fn with_tracker(mut self, tasks: TaskTracker) -> Self {
+        self.tasks = tasks;
+        self
     }
 
     /// Fetches `https://` URLs with this TLS client configuration (without one they fail).
@@ -121,6 +142,19 @@ impl Downloader {
     pub async fn fetch(
         &self,
         spec: &ImageSpec,
+        progress: impl FnMut(Progress) + Send,
+        cancel: &CancellationToken,
+    ) -> Result<DownloadOutcome, DownloadError> {
+        let (_keep, urls) = watch::channel(spec.url.clone());
+        self.fetch_with_urls(spec, urls, progress, cancel).await
+    }
+
+    /// Like [`Downloader::fetch`], but every request uses the latest URL of `urls` (a fresh
+    /// signature of the same image replaces one that is about to expire); `spec.url` is ignored.
+    pub async fn fetch_with_urls(
+        &self,
+        spec: &ImageSpec,
+        urls: watch::Receiver<String>,
         mut progress: impl FnMut(Progress) + Send,
         cancel: &CancellationToken,
     ) -> Result<DownloadOutcome, DownloadError> {
@@ -128,19 +162,16 @@ impl Downloader {
         let guard = tokio::select! {
             // Waiting for the lock changes nothing; dropping the wait is harmless.
             _ = cancel.cancelled() => return Ok(DownloadOutcome::Cancelled { durable_bytes: 0 }),
-            guard = lock.lock_owned() => Arc::new(guard),
+            guard = lock.lock_owned() => Arc::new(store::ImageGuard::new(guard, self.tasks.clone())),
         };
-        let tls = self.tls.as_ref();
-        driver::run(
-            spec,
-            &self.dir,
-            &self.config,
-            tls,
-            &mut progress,
+        let env = driver::Env {
+            dir: &self.dir,
+            config: &self.config,
+            tls: self.tls.as_ref(),
+            tasks: &self.tasks,
             cancel,
-            guard,
-        )
-        .await
+        };
+        driver::run(spec, urls, env, &mut progress, guard).await
     }
 
     fn lock_for(&self, md5: [u8; 16]) -> Arc<tokio::sync::Mutex<()>> {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedMutexGuard;
+use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use crate::download::error::DownloadError;
@@ -77,23 +78,52 @@ fn hash_prefix(path: &Path, limit: u64) -> io::Result<(Md5, u64)> {
     }
 }
 
-/// Exclusive use of one image's files. Every blocking file job holds a clone, so when a
-/// download future is dropped mid-job the next download of the image waits for the orphaned
-/// job instead of racing it on the same files.
-pub(crate) type ImageLock = Arc<OwnedMutexGuard<()>>;
+/// Exclusive use of one image's files, and the tracker its file jobs run on. Every blocking
+/// file job holds a clone, so when a download future is dropped mid-job the next download of
+/// the image waits for the orphaned job instead of racing it on the same files, and the
+/// tracker's owner can wait for it too.
+pub(crate) struct ImageGuard {
+    _guard: OwnedMutexGuard<()>,
+    tasks: TaskTracker,
+}
+
+impl ImageGuard {
+    pub(crate) fn new(guard: OwnedMutexGuard<()>, tasks: TaskTracker) -> Self {
+        ImageGuard {
+            _guard: guard,
+            tasks,
+        }
+    }
+
+    /// Keeps the tracker from counting as done while held (for work on threads of our own).
+    pub(crate) fn token(&self) -> tokio_util::task::task_tracker::TaskTrackerToken {
+        self.tasks.token()
+    }
+
+    /// Runs `job` on a tracked blocking thread.
+    pub(crate) fn spawn_blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.tasks.spawn_blocking(job)
+    }
+}
+
+/// The lock of one image, shared by its jobs.
+pub(crate) type ImageLock = Arc<ImageGuard>;
 
 /// Runs a file job on a blocking thread, holding the image lock until it ends.
 pub(crate) async fn blocking<T: Send + 'static>(
     lock: &ImageLock,
     job: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
-    let lock = Arc::clone(lock);
+    let held = Arc::clone(lock);
     let job = move || {
         let out = job();
-        drop(lock);
+        drop(held);
         out
     };
-    tokio::task::spawn_blocking(job)
+    lock.spawn_blocking(job)
         .await
         .expect("file job does not panic")
 }

@@ -85,6 +85,39 @@ fn redelivered_command_for_the_running_version_reports_done_without_download() {
 }
 
 #[test]
+fn fresh_url_for_the_same_image_refreshes_the_running_download() {
+    let mut m = machine();
+    m.handle(Event::Command(cmd("1.0")));
+    let fresh = UpdateFirmware {
+        url: "http://127.0.0.1/fw?sign=fresh".into(),
+        ..cmd("1.0")
+    };
+    let a = m.handle(Event::Command(fresh.clone()));
+    assert_eq!(a, vec![Action::RefreshUrl(fresh.url.clone())]);
+    assert!(
+        m.handle(Event::Command(fresh)).is_empty(),
+        "already using it"
+    );
+}
+
+#[test]
+fn command_for_the_running_version_during_a_download_reports_done_without_fetching() {
+    let mut m = machine();
+    m.handle(Event::Command(cmd("1.0")));
+    let a = m.handle(Event::Command(cmd("0.1")));
+    assert_eq!(
+        a,
+        vec![
+            Action::AbandonDownload,
+            Action::Report(ProgressReport::done("0.1")),
+            Action::ReportVersion("0.1".into())
+        ]
+    );
+    assert!(m.is_idle());
+    assert!(m.handle(Event::Downloaded(Ok("img".into()))).is_empty());
+}
+
+#[test]
 fn newer_command_supersedes_a_running_download() {
     let mut m = machine();
     m.handle(Event::Command(cmd("1.0")));
@@ -213,7 +246,7 @@ proptest! {
             };
             let was_burning = !m.is_idle() && matches!(m.phase, Phase::Burning { .. });
             let running_before = m.running_version().to_owned();
-            let redelivered = m.is_idle()
+            let redelivered = !was_burning
                 && matches!(&ev, Event::Command(c) if c.version == running_before);
             for a in m.handle(ev.clone()) {
                 match a {

@@ -75,4 +75,10 @@ pub struct Expectations {
     pub tasks: Option<Vec<BTreeMap<String, usize>>>,
     /// No report or command for any device not listed in `reports`, no refused publish.
     pub nothing_else: bool,
+    /// How many messages or requests of a kind there were.
+    pub counts: Vec<crate::counts::Count>,
+    /// The smallest pause between consecutive COS requests.
+    pub cos_gaps: Vec<crate::counts::CosGap>,
+    /// The `Range` of the Nth COS request.
+    pub cos_ranges: Vec<crate::counts::CosRange>,
 }

@@ -21,6 +21,8 @@ pub(crate) struct RawScenario {
     pub(crate) download_attempts: Option<u32>,
     #[serde(default)]
     pub(crate) checkpoint_bytes: Option<u64>,
+    #[serde(default)]
+    pub(crate) burn_timeout_ms: Option<u64>,
     pub(crate) gateways: Vec<RawGateway>,
     pub(crate) subdevices: Vec<RawSubdevice>,
     #[serde(default)]
@@ -262,6 +264,12 @@ pub(crate) struct RawExpect {
     pub(crate) tasks: Option<Vec<BTreeMap<String, usize>>>,
     #[serde(default)]
     pub(crate) nothing_else: bool,
+    #[serde(default)]
+    pub(crate) counts: Vec<crate::counts::RawCount>,
+    #[serde(default)]
+    pub(crate) cos_gaps: Vec<crate::counts::RawCosGap>,
+    #[serde(default)]
+    pub(crate) cos_ranges: Vec<crate::counts::RawCosRange>,
     #[serde(default)]
     pub(crate) update_commands: BTreeMap<String, RawBounds>,
     #[serde(default)]

@@ -101,6 +101,7 @@ impl Validator<'_> {
             time_scale: raw.time_scale.unwrap_or(1.0),
             download_attempts: raw.download_attempts,
             checkpoint_bytes: raw.checkpoint_bytes,
+            burn_timeout: raw.burn_timeout_ms.map(std::time::Duration::from_millis),
             gateways,
             subdevices,
             firmware,

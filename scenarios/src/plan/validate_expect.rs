@@ -4,6 +4,7 @@ use super::raw::{RawBounds, RawCosRequest, RawExpect};
 use super::validate::{Res, Validator};
 use super::{Bounds, BurnerPlan, CosRequestExpect, Expectations, Plan};
 use crate::expect::{ReportPattern, ResultPattern};
+use crate::counts::{CosGap, CosRange, Count, RawCosGap, RawCosRange, RawCount};
 use otasim_protocol::DeviceId;
 
 impl Validator<'_> {
@@ -97,7 +98,66 @@ impl Validator<'_> {
         for (i, r) in raw.cos_request.into_iter().enumerate() {
             out.cos_request.push(self.cos_request(i, r)?);
         }
+        self.counts(raw.counts, raw.cos_gaps, raw.cos_ranges, plan, &mut out)?;
         Ok(out)
+    }
+
+    fn counts(
+        &self,
+        counts: Vec<RawCount>,
+        gaps: Vec<RawCosGap>,
+        ranges: Vec<RawCosRange>,
+        plan: &Plan,
+        out: &mut Expectations,
+    ) -> Res<()> {
+        for (i, c) in counts.into_iter().enumerate() {
+            let at = |field: &str| format!("expect.counts[{i}].{field}");
+            let state = c.check().map_err(|(f, why)| self.invalid(at(f), why))?;
+            let device = match &c.device {
+                Some(d) => Some(self.device_ref(at("device"), d, plan)?),
+                None => None,
+            };
+            let bounds = RawBounds {
+                min: c.min,
+                max: c.max,
+                exactly: c.exactly,
+            };
+            if (bounds.min, bounds.max, bounds.exactly) == (None, None, None) {
+                return Err(self.invalid(at("exactly"), "give exactly, min or max"));
+            }
+            out.counts.push(Count {
+                of: c.of,
+                device,
+                state,
+                version: c.version,
+                percent: c.percent,
+                object: c.object,
+                status: c.status,
+                bounds: self.bounds(format!("expect.counts[{i}]"), bounds)?,
+            });
+        }
+        for (i, g) in gaps.into_iter().enumerate() {
+            if g.min_ms == 0 {
+                let field = format!("expect.cos_gaps[{i}].min_ms");
+                return Err(self.invalid(field, "a gap of 0 ms always holds"));
+            }
+            out.cos_gaps.push(CosGap {
+                object: g.object,
+                min_ms: g.min_ms,
+            });
+        }
+        for (i, r) in ranges.into_iter().enumerate() {
+            if r.nth == 0 {
+                let field = format!("expect.cos_ranges[{i}].nth");
+                return Err(self.invalid(field, "requests count from 1"));
+            }
+            out.cos_ranges.push(CosRange {
+                object: r.object,
+                nth: r.nth,
+                range: r.range,
+            });
+        }
+        Ok(())
     }
 
     fn cos_request(&self, i: usize, r: RawCosRequest) -> Res<CosRequestExpect> {

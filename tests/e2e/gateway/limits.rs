@@ -3,33 +3,12 @@
 use super::{Rig, collect_events, failure, image};
 use fake_hub::UpdateState;
 use gateway::{BurnerChoice, GatewayEvent, GatewayOptions, SimulatedBurn};
-use otasim_protocol::{DeviceId, ProgressState};
-use std::collections::{BTreeMap, BTreeSet};
+use otasim_protocol::ProgressState;
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 
-/// Most subdevices between their first burn progress and their final report at any time.
-fn most_burning_at_once(events: &[GatewayEvent]) -> usize {
-    let mut busy: BTreeSet<DeviceId> = BTreeSet::new();
-    let mut most = 0;
-    for e in events {
-        match e {
-            GatewayEvent::BurnProgress { device, .. } => {
-                busy.insert(device.clone());
-            }
-            GatewayEvent::Report { device, report }
-                if matches!(report.state, ProgressState::Done | ProgressState::Fail) =>
-            {
-                busy.remove(device);
-            }
-            _ => {}
-        }
-        most = most.max(busy.len());
-    }
-    most
-}
-
 #[tokio::test(flavor = "multi_thread")]
-async fn three_subdevices_share_one_download_within_the_concurrency_limit() {
+async fn three_subdevices_share_one_download_under_a_download_limit_of_two() {
     let rig = Rig::start(3).await;
     rig.upload("2.0", image(200_000, 8));
     let slow: BTreeMap<_, _> = rig
@@ -52,7 +31,7 @@ async fn three_subdevices_share_one_download_within_the_concurrency_limit() {
     for sub in &rig.subs {
         assert_eq!(rig.final_state(sub).await, UpdateState::Succeeded, "{sub}");
     }
-    assert!(most_burning_at_once(&seen) <= 2, "{seen:?}");
+    // Burns take no download slot (a hung one would otherwise block every later update).
     assert_eq!(
         rig.requests(&Rig::object("2.0")).len(),
         1,

@@ -110,6 +110,7 @@ fn download() -> DownloadConfig {
         .expect("valid retry policy"),
         checkpoint: CheckpointPolicy::EveryBytes(NonZeroU64::new(CHECKPOINT).expect("not zero")),
         write_buffer_bytes: NonZeroUsize::new(64 << 10).expect("not zero"),
+        ..DownloadConfig::default()
     }
 }
 

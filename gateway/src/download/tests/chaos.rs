@@ -68,6 +68,7 @@ fn chaos_config() -> DownloadConfig {
         .expect("valid retry policy"),
         checkpoint: CheckpointPolicy::EveryBytes(NonZeroU64::new(8192).expect("not zero")),
         write_buffer_bytes: NonZeroUsize::new(4096).expect("not zero"),
+        ..DownloadConfig::default()
     }
 }
 

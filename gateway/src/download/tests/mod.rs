@@ -54,6 +54,7 @@ fn config(attempts: u32) -> DownloadConfig {
         .expect("valid retry policy"),
         checkpoint: CheckpointPolicy::EveryBytes(NonZeroU64::new(4096).expect("not zero")),
         write_buffer_bytes: NonZeroUsize::new(8192).expect("not zero"),
+        ..DownloadConfig::default()
     }
 }
 
