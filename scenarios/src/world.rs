@@ -351,8 +351,7 @@ impl World {
                     options.max_concurrent = n;
                 }
                 options.storage_quota_bytes = slot.quota_bytes;
-                let scaled =
-                    |d: Duration| d.mul_f64(self.time_scale).max(Duration::from_millis(1));
+                let scaled = |d: Duration| d.mul_f64(self.time_scale).max(Duration::from_millis(1));
                 options.burn_timeout = self.burn_timeout.unwrap_or(scaled(options.burn_timeout));
                 options.online_retry = scaled(options.online_retry);
                 let gw = Gateway::start_with_burner(slot.config.clone(), options, burner)

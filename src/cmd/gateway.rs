@@ -12,12 +12,12 @@ use gateway::{
     TlsSettings,
 };
 use otasim_protocol::{DeviceId, DeviceInfo, GatewayResult, ProgressReport, ProgressState};
-use std::time::Duration;
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio::sync::broadcast;
 
 mod bars;

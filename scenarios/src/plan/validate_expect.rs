@@ -3,8 +3,8 @@
 use super::raw::{RawBounds, RawCosRequest, RawExpect};
 use super::validate::{Res, Validator};
 use super::{Bounds, BurnerPlan, CosRequestExpect, Expectations, Plan};
-use crate::expect::{ReportPattern, ResultPattern};
 use crate::counts::{CosGap, CosRange, Count, RawCosGap, RawCosRange, RawCount};
+use crate::expect::{ReportPattern, ResultPattern};
 use otasim_protocol::DeviceId;
 
 impl Validator<'_> {
