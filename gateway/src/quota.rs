@@ -83,7 +83,8 @@ impl Quota {
         let mut images = unused_images(&self.dir, &map);
         images.retain(|i| i.stem != own);
         let reserved: u64 = map.values().map(|(s, _)| s).sum();
-        let mut used = reserved + images.iter().map(|i| i.len).sum::<u64>();
+        // Files the gateway did not write use the space too, and are never deleted.
+        let mut used = reserved + foreign_bytes(&self.dir) + images.iter().map(|i| i.len).sum::<u64>();
         // Least recently used first: finished images and partials alike.
         images.sort_by_key(|i| i.modified);
         for image in &images {
@@ -100,7 +101,7 @@ impl Quota {
                 OtaResultCode::UpgradeFailed,
                 format!(
                     "storage quota of {limit} bytes exceeded: the image needs {size} bytes \
-                     and {used} bytes are in use by other images"
+                     and {used} bytes are in use by other images and files"
                 ),
             ));
         }
@@ -155,6 +156,23 @@ impl Image {
         }
         ok
     }
+}
+
+/// The bytes of the directory's files that are not the gateway's own (named by an MD5).
+fn foreign_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.split('.').next().is_none_or(|stem| stem.len() != 32)
+        })
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// The images of the directory that no reservation holds.

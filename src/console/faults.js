@@ -138,7 +138,9 @@ async function armFault(ev) {
   let rule;
   try { rule = JSON.parse($('fault-rule').value); } catch (e) { say('fault-message', false, `The rule is not JSON: ${e.message}`); return; }
   try {
-    const made = await api('POST', target === 'cos' ? '/api/cos/faults' : '/api/faults', rule);
+    const made = await (target === 'cos'
+      ? api('POST', '/api/cos/faults', rule)
+      : api('POST', '/api/faults', rule));
     say('fault-message', true, `Armed ${target === 'cos' ? 'COS' : 'hub'} fault #${made.id}.`);
   } catch (e) {
     say('fault-message', false, e.message);
