@@ -6,20 +6,7 @@ use crate::{Hub, HubError};
 use md5::{Digest, Md5};
 use otasim_protocol::DeviceId;
 
-/// The object name of a product's version: `PID_version`, with anything a COS name cannot
-/// hold replaced by `_`.
-fn object_name(product_id: &str, version: &str) -> String {
-    format!("{product_id}_{version}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+use otasim_protocol::firmware_object_name as object_name;
 
 pub(crate) fn upload(
     hub: &Hub,

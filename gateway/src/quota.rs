@@ -84,7 +84,8 @@ impl Quota {
         images.retain(|i| i.stem != own);
         let reserved: u64 = map.values().map(|(s, _)| s).sum();
         // Files the gateway did not write use the space too, and are never deleted.
-        let mut used = reserved + foreign_bytes(&self.dir) + images.iter().map(|i| i.len).sum::<u64>();
+        let mut used =
+            reserved + foreign_bytes(&self.dir) + images.iter().map(|i| i.len).sum::<u64>();
         // Least recently used first: finished images and partials alike.
         images.sort_by_key(|i| i.modified);
         for image in &images {

@@ -26,4 +26,4 @@ pub use ota::{
     DeviceOtaMessage, HubOtaMessage, MessageError, ProgressReport, ProgressState, UpdateFirmware,
 };
 pub use topic::{Topic, TopicError};
-pub use version::{MAX_VERSION_CHARS, VersionError, check_version};
+pub use version::{MAX_VERSION_CHARS, VersionError, check_version, firmware_object_name};

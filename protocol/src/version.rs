@@ -27,6 +27,22 @@ pub fn check_version(version: &str) -> Result<(), VersionError> {
     }
 }
 
+/// The COS object name a product's version is stored under: `{product_id}_{version}`, with
+/// every character a one-segment object name cannot hold replaced by `_`. The hub's uploads, the
+/// Cloud API and the scenarios all name firmware through this one function.
+pub fn firmware_object_name(product_id: &str, version: &str) -> String {
+    format!("{product_id}_{version}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,16 +200,7 @@ impl FirmwarePlan {
 
     /// The fake COS object the hub stores it under.
     pub fn object(&self) -> String {
-        format!("{}_{}", self.product_id, self.version)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        otasim_protocol::firmware_object_name(&self.product_id, &self.version)
     }
 }
 

@@ -144,8 +144,18 @@ async fn the_python_sdk_customer_gateway_passes_and_fails_exactly_the_known_scen
     };
     let plans = catalog();
     let results = q.run(&plans, |_| {}).await;
-    let failed = names(&results, Verdict::Failed);
-    let want: BTreeSet<String> = PYTHON_FAILS.iter().map(|s| s.to_string()).collect();
+    // A scenario whose verdict for this gateway depends on timing is left out of the
+    // comparison both ways; every other verdict is pinned.
+    let varies = |n: &String| PYTHON_VARIES.contains(&n.as_str());
+    let failed: BTreeSet<String> = names(&results, Verdict::Failed)
+        .into_iter()
+        .filter(|n| !varies(n))
+        .collect();
+    let want: BTreeSet<String> = PYTHON_FAILS
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|n| !varies(n))
+        .collect();
     assert_eq!(failed, want, "{}", explain(&results));
     assert!(
         names(&results, Verdict::Error).is_empty(),
@@ -162,6 +172,10 @@ async fn the_python_sdk_customer_gateway_passes_and_fails_exactly_the_known_scen
     let skipped = plans.iter().filter(|p| p.builtin_only.is_some()).count();
     assert_eq!(names(&results, Verdict::Skipped).len(), skipped);
 }
+
+/// Scenarios the customer gateway passes or fails depending on timing: with no resume, whether
+/// its first download finished before the kill decides which report sequence the hub sees.
+const PYTHON_VARIES: &[&str] = &["cancelled-while-gateway-down"];
 
 /// The scenarios the customer gateway fails, and why (each reason is in its report).
 const PYTHON_FAILS: &[&str] = &[

@@ -14,19 +14,7 @@ use std::time::Duration;
 /// How long a `GetCOSURL` upload URL stays valid.
 const UPLOAD_URL_VALIDITY: Duration = Duration::from_secs(3600);
 
-/// The store object for a product's version: the name the control API's uploads use too.
-pub(crate) fn object_name(product_id: &str, version: &str) -> String {
-    format!("{product_id}_{version}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+pub(crate) use otasim_protocol::firmware_object_name as object_name;
 
 fn exists(state: &CloudState, product_id: &str, version: &str) -> bool {
     state
