@@ -34,6 +34,13 @@ pub struct HttpRequest {
     pub fault: Option<serde_json::Value>,
     /// How the response ended: `complete`, `cut`, `reset`, `stalled`, `client_gone`, ...
     pub end: String,
+    /// The COS error code answered, for an error answer: `AccessDenied`,
+    /// `SignatureDoesNotMatch`, `NoSuchKey`, ... (a 403 says why the URL was refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The COS error message beside the code: `Request has expired`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
 }
 
 /// What a [`Direction::Http`] transcript entry's payload holds (as JSON).
@@ -165,6 +172,8 @@ mod tests {
                 bytes_sent: 50,
                 fault: None,
                 end: "cut".into(),
+                error_code: None,
+                error_message: None,
             },
         };
         let json = serde_json::to_value(&record).expect("serializes");

@@ -210,6 +210,8 @@ fn request(e: &JournalEntry) -> HttpRequest {
         bytes_sent: e.body_bytes_sent,
         fault: e.fault.as_ref().map(json),
         end: json(e.end).as_str().unwrap_or("unknown").to_owned(),
+        error_code: e.error.as_ref().map(|r| r.code.clone()),
+        error_message: e.error.as_ref().map(|r| r.message.clone()),
     }
 }
 

@@ -404,6 +404,8 @@ async fn follow(
     print: bool,
 ) {
     let mut next = 0u64;
+    // Remembers each device's last refused COS request, so its `fail -3` says which refusal.
+    let mut narrator = scenarios::Narrator::default();
     loop {
         let batch = match live.recv().await {
             Ok(e) if e.seq == next => vec![e],
@@ -420,7 +422,7 @@ async fn follow(
                 say!(
                     "{:>10.1} ms  {}",
                     e.at.as_secs_f64() * 1000.0,
-                    scenarios::describe_entry(&e)
+                    narrator.describe(&e)
                 );
             }
             if let Some(f) = file.as_mut() {
