@@ -76,6 +76,20 @@ impl RequestSink {
         }
     }
 
+    /// The hub's TLS server certificate, its key and the hub's CA certificate (PEM, in that
+    /// order); the certificate names [`HubConfig::tls_names`](crate::HubConfig::tls_names)
+    /// besides the Hub's own names. `None` without a TLS port or once the hub is gone. A store
+    /// that serves HTTPS under the hub's CA (the C SDK trusts one CA array) uses them.
+    pub fn tls_server_pem(&self) -> Option<(String, String, String)> {
+        let core = self.core.upgrade()?;
+        let ca = core.ca.as_ref()?;
+        Some((
+            ca.server_cert_pem().to_owned(),
+            ca.server_key_pem().to_owned(),
+            ca.ca_pem().to_owned(),
+        ))
+    }
+
     /// Whether the hub is gone.
     pub fn is_closed(&self) -> bool {
         self.core.strong_count() == 0

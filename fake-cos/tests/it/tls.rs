@@ -169,7 +169,10 @@ async fn an_extra_https_listener_with_a_given_certificate_serves_the_same_instan
     let plain = cos
         .signed_url(FW_NAME, Duration::from_secs(60))
         .expect("signs");
-    assert!(plain.starts_with(&format!("http://{}/", cos.local_addr())), "{plain}");
+    assert!(
+        plain.starts_with(&format!("http://{}/", cos.local_addr())),
+        "{plain}"
+    );
     cos.sign_https_urls(https_addr.to_string());
     let url = cos
         .signed_url(FW_NAME, Duration::from_secs(60))
@@ -181,7 +184,10 @@ async fn an_extra_https_listener_with_a_given_certificate_serves_the_same_instan
     let (head, body) = split(&raw);
     assert!(clean, "the response ends with close_notify");
     assert!(head.starts_with("HTTP/1.1 206"), "{head}");
-    assert!(head.contains("Content-Range: bytes 100-199/29972"), "{head}");
+    assert!(
+        head.contains("Content-Range: bytes 100-199/29972"),
+        "{head}"
+    );
     assert_eq!(body, &bytes[100..200]);
     let journal = cos.journal();
     assert_eq!(journal.len(), 1, "one journal for both listeners");
