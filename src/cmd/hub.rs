@@ -68,8 +68,9 @@ pub struct HubArgs {
     ca_file: Option<PathBuf>,
     /// Also serve the fake COS over HTTPS on this port (the SDKs' HTTPS downloads use 443; 0:
     /// any free port), with a certificate from the TLS port's CA naming
-    /// `*.cos.ap-guangzhou.myqcloud.com` (and the other regions below), `--public-host`,
-    /// `localhost` and 127.0.0.1 (needs --tls-port: that port's CA is the one devices trust).
+    /// `*.cos.ap-guangzhou.myqcloud.com` (and ap-shanghai, ap-beijing, ap-singapore),
+    /// `--public-host`, `localhost` and 127.0.0.1 (needs --tls-port: that port's CA is the one
+    /// devices trust).
     #[arg(long, value_name = "PORT", requires = "tls_port")]
     cos_tls_port: Option<u16>,
     /// The scheme of firmware URLs: `https` points them at --cos-tls-port.
