@@ -21,6 +21,7 @@ use crate::journal::{Journal, JournalEntry};
 use crate::name::ObjectName;
 use crate::shared::Shared;
 use crate::store::{ObjectInfo, Store, StoredObject};
+use crate::tls::TlsIdentity;
 use crate::{CosError, server, sign};
 
 /// Cancels the instance when the last handle goes away.
@@ -76,6 +77,7 @@ pub async fn start(listener: TcpListener, config: CosConfig) -> Result<Cos, CosE
         journal,
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),
+        https_host: std::sync::RwLock::default(),
     });
     shared
         .tracker
@@ -188,8 +190,45 @@ impl Cos {
         self.shared.keys.add(key);
     }
 
+    /// Also serves HTTPS on `listener` with `identity`: the same objects, rules, journal and
+    /// clock as the main listener (a gateway may download over either). Returns its address.
+    pub fn serve_https(
+        &self,
+        listener: TcpListener,
+        identity: &TlsIdentity,
+    ) -> Result<SocketAddr, CosError> {
+        let config = identity.server_config()?;
+        let addr = listener.local_addr().map_err(CosError::LocalAddr)?;
+        self.shared.tracker.spawn(server::accept_with(
+            listener,
+            Arc::clone(&self.shared),
+            Some(config),
+        ));
+        info!(%addr, "fake COS listening for HTTPS");
+        Ok(addr)
+    }
+
+    /// From now on signed URLs are `https://{host}/...`: `host` as given (e.g. the address of
+    /// [`Cos::serve_https`]'s listener, without the port on 443, or a public name).
+    pub fn sign_https_urls(&self, host: impl Into<String>) {
+        *self
+            .shared
+            .https_host
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(host.into());
+    }
+
     /// The scheme and the host (with a non-default port) URLs are written with.
     fn url_base(&self) -> (&'static str, String) {
+        let https_host = self
+            .shared
+            .https_host
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(host) = https_host {
+            return ("https", host);
+        }
         let scheme = if self.is_tls() { "https" } else { "http" };
         let default_port = if self.is_tls() { 443 } else { 80 };
         let addr = self.shared.addr;

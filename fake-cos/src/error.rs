@@ -83,4 +83,7 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error(transparent)]
     Config(#[from] rustls::Error),
+    /// A certificate or key given as PEM could not be read.
+    #[error("{0}")]
+    Pem(String),
 }

@@ -98,6 +98,7 @@ pub(crate) async fn handle(
         }
         _ => decide(&shared, &req, name.as_ref(), ticket, &request_id),
     };
+    let error = crate::journal::error_of(&answer);
     if req.method == Method::HEAD {
         answer.body = AnswerBody::Empty;
     }
@@ -121,6 +122,7 @@ pub(crate) async fn handle(
             status: answer.status.as_u16(),
             body_bytes_sent,
             fault,
+            error,
             end,
             full_len: BTreeMap::new(),
         },

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::fault::FiredRule;
 use crate::name::ObjectName;
+use crate::response::{Answer, AnswerBody};
 
 /// How a response ended on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,12 +60,69 @@ pub struct JournalEntry {
     pub body_bytes_sent: u64,
     /// The rule that decided this request, if any.
     pub fault: Option<FiredRule>,
+    /// The COS error answered (its XML `Code` and `Message`), for an error answer: a 403 says
+    /// whether the URL expired or its signature does not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CosErrorReply>,
     /// How the response ended.
     pub end: ConnEnd,
     /// The full length in bytes of each field stored cut (`method`, `path`, `range`); empty
     /// when nothing was.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub full_len: BTreeMap<String, u64>,
+}
+
+/// The COS error of an answer, as a client reads it from the XML body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CosErrorReply {
+    /// `Code`: `AccessDenied`, `SignatureDoesNotMatch`, `NoSuchKey`, ...
+    pub code: String,
+    /// `Message`: `Request has expired`, ...
+    pub message: String,
+}
+
+impl CosErrorReply {
+    /// Why COS refused the URL, in words, for a credential refusal (see [`refusal_reason`]).
+    pub fn refusal(&self) -> Option<&'static str> {
+        refusal_reason(&self.code, &self.message)
+    }
+}
+
+/// Why COS refused a request's credentials, from the error's `Code` and `Message`: `expired`
+/// (`AccessDenied` with `Request has expired`), `signature mismatch`
+/// (`SignatureDoesNotMatch`), `unknown key` (`InvalidAccessKeyId`), `not yet valid`
+/// (`RequestTimeTooSkewed`), `access denied` (any other `AccessDenied`); `None` for errors
+/// that are no refusal (`NoSuchKey`, `InternalError`, ...).
+pub fn refusal_reason(code: &str, message: &str) -> Option<&'static str> {
+    Some(match code {
+        "AccessDenied" if message.contains("expired") => "expired",
+        "AccessDenied" => "access denied",
+        "SignatureDoesNotMatch" => "signature mismatch",
+        "InvalidAccessKeyId" => "unknown key",
+        "RequestTimeTooSkewed" => "not yet valid",
+        _ => return None,
+    })
+}
+
+/// The COS error an answer carries in its XML body (the handler's own `xml_error` shape).
+pub(crate) fn error_of(answer: &Answer) -> Option<CosErrorReply> {
+    let AnswerBody::Full(body) = &answer.body else {
+        return None;
+    };
+    if !answer.status.is_client_error() && !answer.status.is_server_error() {
+        return None;
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + len].to_owned())
+    };
+    Some(CosErrorReply {
+        code: field("Code")?,
+        message: field("Message").unwrap_or_default(),
+    })
 }
 
 /// The longest a client-controlled field is stored, in bytes.
@@ -136,8 +194,14 @@ impl fmt::Display for JournalEntry {
             " -> {} {} B {}",
             self.status, self.body_bytes_sent, self.end
         )?;
+        if let Some(error) = &self.error {
+            write!(f, " error={}", error.code)?;
+            if let Some(why) = error.refusal() {
+                write!(f, " ({why})")?;
+            }
+        }
         if let Some(fault) = &self.fault {
-            write!(f, " rule={}:{}", fault.id.get(), fault.verdict.kind())?;
+            write!(f, " rule={}:{}", fault.id.get(), fault.verdict.label())?;
         }
         Ok(())
     }
@@ -354,6 +418,7 @@ mod tests {
             status: 400,
             body_bytes_sent: 0,
             fault: None,
+            error: None,
             end: ConnEnd::Complete,
             full_len: BTreeMap::new(),
         }

@@ -61,6 +61,8 @@ pub use cos::{Cos, MAX_URL_VALIDITY, start};
 pub use error::{CosError, TlsError};
 pub use fault::{FaultRule, FiredRule, Fires, InstalledRule, RuleGuard, RuleId, Selector, Verdict};
 pub use folder::FolderLoad;
-pub use journal::{ConnEnd, DEFAULT_JOURNAL_CAPACITY, JournalEntry, MAX_FIELD_BYTES};
+pub use journal::{
+    ConnEnd, CosErrorReply, DEFAULT_JOURNAL_CAPACITY, JournalEntry, MAX_FIELD_BYTES, refusal_reason,
+};
 pub use store::ObjectInfo;
 pub use tls::TlsIdentity;

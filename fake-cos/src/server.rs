@@ -71,6 +71,16 @@ impl Gate {
 
 /// Accepts firmware connections until shutdown; each is its own task on the tracker.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let tls = shared.plan.tls.clone();
+    accept_with(listener, shared, tls).await;
+}
+
+/// [`accept_loop`] with HTTPS by `tls` (or plain HTTP), e.g. for an extra HTTPS listener.
+pub(crate) async fn accept_with(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let app = router(Arc::clone(&shared));
     let limits = shared.plan.limits;
     let gate = Gate::new(limits.max_connections, "firmware");
@@ -86,7 +96,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     continue;
                 };
                 let span = debug_span!("cos_conn", %peer);
-                let conn = serve_conn(stream, peer, Arc::clone(&shared), app.clone());
+                let conn = serve_conn(stream, peer, Arc::clone(&shared), app.clone(), tls.clone());
                 shared.tracker.spawn(
                     async move {
                         conn.await;
@@ -146,7 +156,13 @@ async fn accept_failed(error: std::io::Error) {
 /// How long a TLS client may take to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn serve_conn(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, app: Router) {
+async fn serve_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     if let Err(error) = stream.set_nodelay(true) {
         warn!(%error, "could not set TCP_NODELAY");
     }
@@ -155,7 +171,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, ap
     let ctx = ConnCtx { peer, ctl };
     let service = TowerToHyperService::new(app.layer(Extension(ctx)));
     let (limits, shutdown) = (shared.plan.limits, shared.shutdown.clone());
-    let Some(config) = shared.plan.tls.clone() else {
+    let Some(config) = tls else {
         return serve_http(io, service, limits, shutdown).await;
     };
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(io));

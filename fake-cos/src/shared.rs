@@ -3,7 +3,7 @@
 //! `handler` (requests) all point here and never at each other.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,4 +27,7 @@ pub(crate) struct Shared {
     pub(crate) journal: Arc<Journal>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// The host signed URLs name over `https://` once an extra HTTPS listener is told to be
+    /// the one URLs point at (see `Cos::sign_https_urls`).
+    pub(crate) https_host: RwLock<Option<String>>,
 }

@@ -1,10 +1,13 @@
 //! HTTPS for the firmware listener: a throwaway CA and a server certificate made with rcgen at
-//! run time, so an HTTPS build of an SDK can be pointed at the fake with only the CA to trust.
+//! run time, so an HTTPS build of an SDK can be pointed at the fake with only the CA to trust;
+//! or a certificate and key given as PEM, e.g. issued by the fake hub's CA so that one CA
+//! serves both the MQTT TLS port and HTTPS downloads.
 
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::CosError;
@@ -19,8 +22,8 @@ pub struct TlsIdentity {
 struct Inner {
     ca_der: CertificateDer<'static>,
     ca_pem: String,
-    server_der: CertificateDer<'static>,
-    server_key_der: Vec<u8>,
+    server_chain: Vec<CertificateDer<'static>>,
+    server_key: PrivateKeyDer<'static>,
 }
 
 fn tls_error(what: &'static str) -> impl FnOnce(rcgen::Error) -> CosError {
@@ -64,10 +67,48 @@ impl TlsIdentity {
             inner: Arc::new(Inner {
                 ca_der: ca_cert.der().clone(),
                 ca_pem: ca_cert.pem(),
-                server_der: server_cert.der().clone(),
-                server_key_der: server_key.serialize_der(),
+                server_chain: vec![server_cert.der().clone()],
+                server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                    server_key.serialize_der(),
+                )),
             }),
         })
+    }
+
+    /// An identity from PEM: the server certificate (chain, leaf first), its private key
+    /// (PKCS#8, PKCS#1 or SEC1) and the CA certificate clients are to trust. The names the
+    /// certificate holds are the issuer's business; a handshake checks them.
+    pub fn from_pem(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Result<TlsIdentity, CosError> {
+        let pem_error = |what: &'static str| {
+            move |e: rustls_pki_types::pem::Error| CosError::Tls {
+                what,
+                source: crate::TlsError::Pem(e.to_string()),
+            }
+        };
+        let server_chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(pem_error("server certificate PEM"))?;
+        let ca_der = CertificateDer::from_pem_slice(ca_pem.as_bytes())
+            .map_err(pem_error("CA certificate PEM"))?;
+        let server_key =
+            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(pem_error("key PEM"))?;
+        if server_chain.is_empty() {
+            return Err(CosError::Tls {
+                what: "server certificate PEM",
+                source: crate::TlsError::Pem("no certificate in it".into()),
+            });
+        }
+        let identity = TlsIdentity {
+            inner: Arc::new(Inner {
+                ca_der,
+                ca_pem: ca_pem.to_owned(),
+                server_chain,
+                server_key,
+            }),
+        };
+        // A key that does not fit the certificate fails here, not at the first handshake.
+        identity.server_config()?;
+        Ok(identity)
     }
 
     /// The CA certificate a client must trust, DER-encoded.
@@ -83,7 +124,7 @@ impl TlsIdentity {
     /// A rustls server config for the certificate (ring provider, HTTP/1.1 only).
     pub(crate) fn server_config(&self) -> Result<Arc<ServerConfig>, CosError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.inner.server_key_der.clone()));
+        let key = self.inner.server_key.clone_key();
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| CosError::Tls {
@@ -91,7 +132,7 @@ impl TlsIdentity {
                 source: e.into(),
             })?
             .with_no_client_auth()
-            .with_single_cert(vec![self.inner.server_der.clone()], key)
+            .with_single_cert(self.inner.server_chain.clone(), key)
             .map_err(|e| CosError::Tls {
                 what: "server certificate",
                 source: e.into(),
@@ -124,6 +165,31 @@ mod tests {
         assert_eq!(host_without_port("127.0.0.1"), "127.0.0.1");
         assert_eq!(host_without_port("[::1]:443"), "::1");
         assert_eq!(host_without_port("::1"), "::1");
+    }
+
+    #[test]
+    fn an_identity_from_pem_builds_an_acceptor_and_refuses_a_bad_pem() {
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).expect("CA");
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(vec!["cos.test".to_owned()])
+            .expect("params")
+            .signed_by(&key, &issuer)
+            .expect("cert");
+        let id = TlsIdentity::from_pem(&cert.pem(), &key.serialize_pem(), &ca_cert.pem())
+            .expect("a valid identity");
+        assert_eq!(id.ca_pem(), ca_cert.pem());
+        assert_eq!(id.ca_der(), ca_cert.der());
+        let other = KeyPair::generate().expect("key").serialize_pem();
+        let err = TlsIdentity::from_pem(&cert.pem(), &other, &ca_cert.pem())
+            .expect_err("a key that does not fit");
+        assert!(err.to_string().contains("server certificate"), "{err}");
+        let err = TlsIdentity::from_pem("junk", &key.serialize_pem(), &ca_cert.pem())
+            .expect_err("no certificate");
+        assert!(err.to_string().contains("server certificate PEM"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,13 @@ pub struct HttpRequest {
     pub fault: Option<serde_json::Value>,
     /// How the response ended: `complete`, `cut`, `reset`, `stalled`, `client_gone`, ...
     pub end: String,
+    /// The COS error code answered, for an error answer: `AccessDenied`,
+    /// `SignatureDoesNotMatch`, `NoSuchKey`, ... (a 403 says why the URL was refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The COS error message beside the code: `Request has expired`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
 }
 
 /// What a [`Direction::Http`] transcript entry's payload holds (as JSON).
@@ -67,6 +74,20 @@ impl RequestSink {
             }
             None => false,
         }
+    }
+
+    /// The hub's TLS server certificate, its key and the hub's CA certificate (PEM, in that
+    /// order); the certificate names [`HubConfig::tls_names`](crate::HubConfig::tls_names)
+    /// besides the Hub's own names. `None` without a TLS port or once the hub is gone. A store
+    /// that serves HTTPS under the hub's CA (the C SDK trusts one CA array) uses them.
+    pub fn tls_server_pem(&self) -> Option<(String, String, String)> {
+        let core = self.core.upgrade()?;
+        let ca = core.ca.as_ref()?;
+        Some((
+            ca.server_cert_pem().to_owned(),
+            ca.server_key_pem().to_owned(),
+            ca.ca_pem().to_owned(),
+        ))
     }
 
     /// Whether the hub is gone.
@@ -165,6 +186,8 @@ mod tests {
                 bytes_sent: 50,
                 fault: None,
                 end: "cut".into(),
+                error_code: None,
+                error_message: None,
             },
         };
         let json = serde_json::to_value(&record).expect("serializes");

@@ -111,6 +111,7 @@ fn upload_key() -> Result<fake_cos::CosKey, StoreError> {
 pub struct HubCos {
     store: CosStore,
     forwarder: Mutex<Option<JoinHandle<()>>>,
+    sink: Mutex<Option<RequestSink>>,
 }
 
 impl HubCos {
@@ -119,7 +120,20 @@ impl HubCos {
         HubCos {
             store: CosStore(cos),
             forwarder: Mutex::new(None),
+            sink: Mutex::new(None),
         }
+    }
+
+    /// A TLS identity for COS issued by the hub's CA (its server certificate, which names
+    /// [`fake_hub::HubConfig::tls_names`]), once the hub has started with a TLS port.
+    pub fn hub_tls_identity(&self) -> Option<Result<fake_cos::TlsIdentity, CosError>> {
+        let sink = self
+            .sink
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        let (cert, key, ca) = sink.tls_server_pem()?;
+        Some(fake_cos::TlsIdentity::from_pem(&cert, &key, &ca))
     }
 }
 
@@ -182,6 +196,10 @@ impl FirmwareStore for HubCos {
     }
 
     fn attach(&self, sink: RequestSink) {
+        *self
+            .sink
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sink.clone());
         let live = self.store.0.subscribe_journal();
         let task = tokio::spawn(forward(self.store.0.clone(), live, sink));
         let mut slot = self
@@ -210,6 +228,8 @@ fn request(e: &JournalEntry) -> HttpRequest {
         bytes_sent: e.body_bytes_sent,
         fault: e.fault.as_ref().map(json),
         end: json(e.end).as_str().unwrap_or("unknown").to_owned(),
+        error_code: e.error.as_ref().map(|r| r.code.clone()),
+        error_message: e.error.as_ref().map(|r| r.message.clone()),
     }
 }
 

@@ -158,11 +158,17 @@ impl Happened {
                     let last = u.history.last().filter(|(_, st)| st.is_final())?.0;
                     Some(last - first)
                 });
+                let mut result = outcome.to_string();
+                if let DeviceOutcome::Failed { code: -3, .. } = outcome
+                    && let Some(why) = self.refusal_for(&s.id)
+                {
+                    result.push_str(&format!("; {why}"));
+                }
                 DeviceRow {
                     device: s.id.to_string(),
                     version_before: s.version.clone(),
                     version_after: status.and_then(|d| d.version.clone()),
-                    result: outcome.to_string(),
+                    result,
                     outcome,
                     bytes_downloaded: self.bytes_fetched(&s.id),
                     update_ms,
@@ -173,6 +179,24 @@ impl Happened {
                 }
             })
             .collect()
+    }
+
+    /// Why COS refused the URL behind the device's last `fail -3`: the last refused request for
+    /// the firmware object of that report, said with its COS code.
+    fn refusal_for(&self, id: &DeviceId) -> Option<String> {
+        let report = reports_for(&self.transcript, id)
+            .into_iter()
+            .rfind(|r| r.result_code == otasim_protocol::OtaResultCode::SignatureExpired)?;
+        let object = otasim_protocol::firmware_object_name(id.product_id(), &report.version);
+        self.journal
+            .iter()
+            .rev()
+            .filter(|j| j.object.as_deref() == Some(object.as_str()))
+            .find_map(|j| {
+                let e = j.error.as_ref()?;
+                e.refusal()
+                    .map(|_| crate::timeline::explain_cos_error(&e.code, &e.message))
+            })
     }
 
     fn bytes_fetched(&self, id: &DeviceId) -> u64 {

@@ -13,7 +13,9 @@
 //!   `[[subdevices]]` (identity, `version`, `bound`, `count`, `burner` = ok, fail, hang,
 //!   wrong_version, offline, each for the first `times` burns), `[[firmware]]` (`size` and
 //!   `seed`, or a `file`);
-//! - `[[cos_faults]]` and `[[hub_faults]]`: the fakes' own rules, fired on their milestones;
+//! - `[[cos_faults]]` and `[[hub_faults]]`: the fakes' own rules, fired on their milestones (a
+//!   COS rule's `verdict` may be a list, `{ kind = "steps", steps = [...] }`; a `wrong_url`
+//!   may name the world's COS as `{cos}`);
 //! - `[[steps]]`: `wait_online`, `push` (three methods, optional task `options`),
 //!   `wait_tasks`, `wait_until` a milestone (`cos_bytes`, `cos_requests`, `report`,
 //!   `hub_state`, `connects`, `offline`), `kill_gateway`/`start_gateway` (power cut and reboot
@@ -69,7 +71,7 @@ pub use run::{
     RunOptions, RunReport, for_external, is_external, run, run_all, run_keeping_world, run_seeded,
     run_with,
 };
-pub use timeline::{describe_cos, describe_entry};
+pub use timeline::{Narrator, describe_cos, describe_entry, explain_cos_error};
 pub use world::{Note, Ports, World, WorldError};
 
 /// The seed demo scenario, built into the binary.

@@ -103,7 +103,8 @@ fn run_fault_step(world: &mut World, step: &Step) -> Result<(), StepError> {
         }
         Step::AddHubFault(rule) => {
             world.note("step", format!("hub fault installed: {:?}", rule.action));
-            world.hub.add_fault(rule.clone()).map(drop).map_err(hub)
+            let rule = crate::world::with_cos_address(rule.clone(), world.cos.local_addr());
+            world.hub.add_fault(rule).map(drop).map_err(hub)
         }
         Step::CancelTask(n) => {
             world.note("step", format!("console cancels task {n}"));

@@ -118,6 +118,18 @@ pub struct World {
     _dir: tempfile::TempDir,
 }
 
+/// A `wrong_url` may name this world's COS as `{cos}` (its `ip:port`, OS-assigned), so a
+/// scenario can send a real COS URL with, say, a signature that does not match.
+pub(crate) fn with_cos_address(
+    mut rule: fake_hub::HubFaultRule,
+    cos: std::net::SocketAddr,
+) -> fake_hub::HubFaultRule {
+    if let fake_hub::HubFaultAction::WrongUrl { url } = &mut rule.action {
+        *url = url.replace("{cos}", &cos.to_string());
+    }
+    rule
+}
+
 fn start_err(what: &str) -> impl FnOnce(String) -> WorldError + '_ {
     move |e| WorldError::Start(format!("{what}: {e}"))
 }
@@ -165,7 +177,7 @@ impl World {
             hub.add_subdevice(&s.id, &s.secret, s.bound.then_some(&s.gateway), None);
         }
         for (i, rule) in plan.hub_faults.iter().enumerate() {
-            hub.add_fault(rule.clone())
+            hub.add_fault(with_cos_address(rule.clone(), cos.local_addr()))
                 .map_err(|e| start_err("hub fault")(format!("hub_faults[{i}]: {e}")))?;
         }
         for f in &plan.firmware {

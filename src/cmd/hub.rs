@@ -2,7 +2,8 @@
 //! write (the official SDKs, a customer's firmware).
 //!
 //! The first line printed is `listening mqtt=IP:PORT cos=IP:PORT api=IP:PORT` (and
-//! `tls=IP:PORT` with `--tls-port`), then `cloud=IP:PORT` (the Tencent Cloud API 3.0 endpoint),
+//! `tls=IP:PORT` with `--tls-port`), then `cloud=IP:PORT` (the Tencent Cloud API 3.0 endpoint)
+//! and `cos_tls=IP:PORT` with `--cos-tls-port` (HTTPS COS under the TLS port's CA),
 //! so that scripts can pass port 0 and read the bound ports
 //! back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
 //!
@@ -65,6 +66,16 @@ pub struct HubArgs {
     /// `iot_https_ca_crt` (needs --tls-port).
     #[arg(long, value_name = "PATH", requires = "tls_port")]
     ca_file: Option<PathBuf>,
+    /// Also serve the fake COS over HTTPS on this port (the SDKs' HTTPS downloads use 443; 0:
+    /// any free port), with a certificate from the TLS port's CA naming
+    /// `*.cos.ap-guangzhou.myqcloud.com` (and ap-shanghai, ap-beijing, ap-singapore),
+    /// `--public-host`, `localhost` and 127.0.0.1 (needs --tls-port: that port's CA is the one
+    /// devices trust).
+    #[arg(long, value_name = "PORT", requires = "tls_port")]
+    cos_tls_port: Option<u16>,
+    /// The scheme of firmware URLs: `https` points them at --cos-tls-port.
+    #[arg(long, value_enum, default_value_t = UrlScheme::Http)]
+    cos_url_scheme: UrlScheme,
     /// Warn (in the transcript) when a hub message would break a real C SDK device.
     #[arg(long)]
     strict: bool,
@@ -101,6 +112,24 @@ pub struct HubArgs {
     #[arg(long)]
     example_fleet: bool,
 }
+
+/// The scheme firmware URLs are written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum UrlScheme {
+    /// `http://`, to the plain COS port.
+    Http,
+    /// `https://`, to the HTTPS COS port.
+    Https,
+}
+
+/// COS host names the HTTPS certificate names: the real Hub's firmware URLs are on
+/// `{bucket}.cos.{region}.myqcloud.com`.
+const COS_TLS_NAMES: &[&str] = &[
+    "*.cos.ap-guangzhou.myqcloud.com",
+    "*.cos.ap-shanghai.myqcloud.com",
+    "*.cos.ap-beijing.myqcloud.com",
+    "*.cos.ap-singapore.myqcloud.com",
+];
 
 fn parse_firmware_flag(flag: &str) -> anyhow::Result<FirmwareSource> {
     let mut parts = flag.splitn(3, ':');
@@ -189,6 +218,8 @@ struct Served {
     cloud: fake_hub::api::cloud::CloudServer,
     /// The default SecretId/SecretKey pair, when the fleet declares none.
     default_key: bool,
+    /// The HTTPS COS listener, with `--cos-tls-port`.
+    cos_tls: Option<SocketAddr>,
 }
 
 /// The host names the TLS certificate names for a fleet: each product's MQTT host.
@@ -260,19 +291,27 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
     config.tls_names = product_hosts(fleet);
+    if args.cos_tls_port.is_some() {
+        config
+            .tls_names
+            .extend(COS_TLS_NAMES.iter().map(|n| (*n).to_owned()));
+        config
+            .tls_names
+            .extend(args.public_host.iter().map(|h| host_of(h).to_owned()));
+    }
     config.transcript_limits.max_bytes = usize::from(args.transcript_max_mb) << 20;
     let mqtt = config.mqtt_addr;
-    let hub = Hub::start(config, Arc::new(HubCos::new(cos.clone())))
-        .await
-        .with_context(|| {
-            format!(
-                "starting the fake hub with MQTT on {mqtt} (a port in use or below 1024 as \
+    let hub_cos = Arc::new(HubCos::new(cos.clone()));
+    let hub = Hub::start(config, hub_cos.clone()).await.with_context(|| {
+        format!(
+            "starting the fake hub with MQTT on {mqtt} (a port in use or below 1024 as \
                  non-root? pass --mqtt-port with a free port, or 0)"
-            )
-        })?;
+        )
+    })?;
     if let Some(path) = &args.ca_file {
         write_ca(&hub, path)?;
     }
+    let cos_tls = serve_cos_tls(args, &cos, &hub_cos).await?;
     let hub = Arc::new(hub);
     let token = api_token(args)?;
     let access = fake_hub::api::ApiAccess {
@@ -306,7 +345,51 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
         token,
         cloud,
         default_key,
+        cos_tls,
     })
+}
+
+/// `host` of `host` or `host:port` (an IPv6 address stays whole).
+fn host_of(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// The HTTPS COS listener of `--cos-tls-port`, under the hub's CA; with `--cos-url-scheme
+/// https`, firmware URLs point at it (no port on 443, as the SDKs dial 443 for https).
+async fn serve_cos_tls(
+    args: &HubArgs,
+    cos: &Cos,
+    hub_cos: &HubCos,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(port) = args.cos_tls_port else {
+        anyhow::ensure!(
+            args.cos_url_scheme == UrlScheme::Http,
+            "--cos-url-scheme https needs --cos-tls-port (and --tls-port, whose CA it uses)"
+        );
+        return Ok(None);
+    };
+    let identity = hub_cos
+        .hub_tls_identity()
+        .context("--cos-tls-port needs --tls-port: the hub has no CA without it")?
+        .context("loading the hub's certificate for HTTPS COS")?;
+    let listener = bind(args.host, port, "COS HTTPS", "--cos-tls-port").await?;
+    let addr = cos
+        .serve_https(listener, &identity)
+        .context("starting HTTPS COS")?;
+    if args.cos_url_scheme == UrlScheme::Https {
+        let host = match &args.public_host {
+            Some(host) => host.clone(),
+            None if addr.port() == 443 => args.host.to_string(),
+            None => addr.to_string(),
+        };
+        cos.sign_https_urls(host);
+    }
+    Ok(Some(addr))
 }
 
 pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
@@ -370,12 +453,25 @@ fn print_banner(served: &Served) {
         .map(|a| format!(" tls={a}"))
         .unwrap_or_default();
     let cloud = served.cloud.local_addr();
+    let cos_tls = served
+        .cos_tls
+        .map(|a| format!(" cos_tls={a}"))
+        .unwrap_or_default();
     say!(
-        "listening mqtt={mqtt} cos={} api={api}{tls} cloud={cloud}",
+        "listening mqtt={mqtt} cos={} api={api}{tls} cloud={cloud}{cos_tls}",
         served.cos.local_addr()
     );
     say!("MQTT:        tcp://{mqtt}");
-    say!("firmware:    http://{}/OBJECT?sign=...", served.public_host);
+    let sample = served
+        .cos
+        .signed_url("OBJECT", std::time::Duration::from_secs(1));
+    match sample
+        .ok()
+        .and_then(|u| u.split_once('?').map(|(base, _)| base.to_owned()))
+    {
+        Some(base) => say!("firmware:    {base}?sign=..."),
+        None => say!("firmware:    http://{}/OBJECT?sign=...", served.public_host),
+    }
     match &served.token {
         Some(t) => {
             say!("console:     http://{api}/?token={t}");
@@ -404,6 +500,8 @@ async fn follow(
     print: bool,
 ) {
     let mut next = 0u64;
+    // Remembers each device's last refused COS request, so its `fail -3` says which refusal.
+    let mut narrator = scenarios::Narrator::default();
     loop {
         let batch = match live.recv().await {
             Ok(e) if e.seq == next => vec![e],
@@ -420,7 +518,7 @@ async fn follow(
                 say!(
                     "{:>10.1} ms  {}",
                     e.at.as_secs_f64() * 1000.0,
-                    scenarios::describe_entry(&e)
+                    narrator.describe(&e)
                 );
             }
             if let Some(f) = file.as_mut() {

@@ -72,6 +72,8 @@ pub(crate) struct ServedHub {
     pub(crate) tls: Option<SocketAddr>,
     /// The Cloud API (`cloud=` of the listening line).
     pub(crate) cloud: Option<SocketAddr>,
+    /// HTTPS COS, when started with `--cos-tls-port`.
+    pub(crate) cos_tls: Option<SocketAddr>,
 }
 
 /// Starts the real binary on free loopback ports and reads its `listening` line.
@@ -116,6 +118,7 @@ pub(crate) async fn serve_hub(extra: &[&str]) -> ServedHub {
         api: addrs["api"],
         tls: addrs.get("tls").copied(),
         cloud: addrs.get("cloud").copied(),
+        cos_tls: addrs.get("cos_tls").copied(),
     }
 }
 
@@ -338,4 +341,5 @@ async fn fleet_file_errors_name_the_field_and_the_command_fails() {
 }
 
 mod api;
+mod https_cos;
 mod world;

@@ -7,19 +7,26 @@ use super::Verdict;
 impl Verdict {
     /// Whether the Range header is to be ignored (200 with the whole object).
     pub(crate) fn ignores_range(&self) -> bool {
-        matches!(self, Self::IgnoreRange)
+        self.parts().iter().any(|v| matches!(v, Self::IgnoreRange))
     }
 
     /// The object whose bytes replace the requested one before it is served.
     pub(crate) fn replacement(&self) -> Option<&str> {
-        match self {
-            Self::ReplaceObject { with_object } => Some(with_object),
+        self.parts().iter().find_map(|v| match v {
+            Self::ReplaceObject { with_object } => Some(with_object.as_str()),
             _ => None,
-        }
+        })
     }
 
-    /// `data` (object bytes from offset `served_from`) with this verdict's corruption applied.
+    /// `data` (object bytes from offset `served_from`) with this verdict's corruptions applied,
+    /// in list order.
     pub(crate) fn corrupt(&self, data: Bytes, served_from: u64) -> Bytes {
+        self.parts()
+            .iter()
+            .fold(data, |data, part| part.corrupt_one(data, served_from))
+    }
+
+    fn corrupt_one(&self, data: Bytes, served_from: u64) -> Bytes {
         let Self::Corrupt { offset, len, xor } = self else {
             return data;
         };

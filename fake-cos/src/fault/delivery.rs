@@ -25,8 +25,19 @@ pub(crate) struct Delivery {
 }
 
 impl Verdict {
-    /// The delivery plan for verdicts of this family (plain delivery for the others).
+    /// The delivery plan of this verdict's parts of this family: the pace of a `throttle` and
+    /// the one interrupt (plain delivery without them).
     pub(crate) fn delivery(&self) -> Delivery {
+        self.parts()
+            .iter()
+            .map(Verdict::delivery_one)
+            .fold(Delivery::default(), |plan, part| Delivery {
+                interrupt: plan.interrupt.or(part.interrupt),
+                bytes_per_sec: plan.bytes_per_sec.or(part.bytes_per_sec),
+            })
+    }
+
+    fn delivery_one(&self) -> Delivery {
         match self {
             Self::CutAfter { bytes } => Delivery {
                 interrupt: Some((*bytes, Interrupt::Close)),

@@ -10,7 +10,8 @@ use flate2::write::GzEncoder;
 use super::Verdict;
 use super::delivery::{Delivery, Interrupt};
 
-/// Sets the length framing of a body of `data` and returns the bytes to hand to hyper.
+/// Sets the length framing of a body of `data` and returns the bytes to hand to hyper; a
+/// `WrongContentRange` part rewrites the `Content-Range` already in `headers`.
 ///
 /// Without `Content-Length` hyper frames an HTTP/1.1 body as chunked, which is the point of
 /// `Chunked`; with one it never writes past it, so a negative `WrongContentLength` can only
@@ -21,8 +22,20 @@ pub(crate) fn frame(
     delivery: &mut Delivery,
     headers: &mut HeaderMap,
 ) -> Bytes {
+    let parts = verdict.map_or(&[][..], Verdict::parts);
+    for part in parts {
+        if let Verdict::WrongContentRange { shift, total } = part {
+            mislabel(headers, *shift, *total);
+        }
+    }
+    let framing = parts.iter().find(|p| {
+        matches!(
+            p,
+            Verdict::Chunked | Verdict::Gzip | Verdict::WrongContentLength { .. }
+        )
+    });
     let len = data.len() as u64;
-    match verdict {
+    match framing {
         Some(Verdict::Chunked) => data,
         Some(Verdict::Gzip) => {
             let gzipped = gzip(&data);
@@ -47,6 +60,35 @@ pub(crate) fn frame(
     }
 }
 
+/// Rewrites `Content-Range: bytes FIRST-LAST/TOTAL` as `bytes FIRST+shift-LAST+shift/total`
+/// (saturating at 0 and `u64::MAX`); without one (a 200) there is nothing to mislabel.
+fn mislabel(headers: &mut HeaderMap, shift: i64, total: Option<u64>) {
+    let Some((first, last, size)) = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_content_range)
+    else {
+        return;
+    };
+    let declared = format!(
+        "bytes {}-{}/{}",
+        first.saturating_add_signed(shift),
+        last.saturating_add_signed(shift),
+        total.unwrap_or(size)
+    );
+    headers.insert(
+        header::CONTENT_RANGE,
+        HeaderValue::from_str(&declared).expect("digits, a dash and a slash"),
+    );
+}
+
+/// `bytes FIRST-LAST/TOTAL` as the handler writes it.
+fn parse_content_range(text: &str) -> Option<(u64, u64, u64)> {
+    let (range, total) = text.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?, total.parse().ok()?))
+}
+
 fn gzip(data: &[u8]) -> Bytes {
     let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 2), Compression::fast());
     encoder
@@ -56,4 +98,55 @@ fn gzip(data: &[u8]) -> Bytes {
         .finish()
         .expect("finishing into a Vec cannot fail")
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(verdict: &Verdict, content_range: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(cr) = content_range {
+            headers.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(cr).expect("ascii"),
+            );
+        }
+        let mut delivery = Delivery::default();
+        frame(
+            Some(verdict),
+            Bytes::from_static(b"abcd"),
+            &mut delivery,
+            &mut headers,
+        );
+        headers
+    }
+
+    #[test]
+    fn wrong_content_range_moves_the_declared_range_or_total_only() {
+        let shifted = Verdict::WrongContentRange {
+            shift: -3,
+            total: None,
+        };
+        let h = framed(&shifted, Some("bytes 100-103/200"));
+        assert_eq!(h[header::CONTENT_RANGE], "bytes 97-100/200");
+        assert_eq!(h[header::CONTENT_LENGTH], "4");
+        let total = Verdict::WrongContentRange {
+            shift: 0,
+            total: Some(150),
+        };
+        assert_eq!(
+            framed(&total, Some("bytes 100-103/200"))[header::CONTENT_RANGE],
+            "bytes 100-103/150"
+        );
+        let low = Verdict::WrongContentRange {
+            shift: -500,
+            total: None,
+        };
+        assert_eq!(
+            framed(&low, Some("bytes 100-103/200"))[header::CONTENT_RANGE],
+            "bytes 0-0/200"
+        );
+        assert!(framed(&shifted, None).get(header::CONTENT_RANGE).is_none());
+    }
 }

@@ -6,7 +6,11 @@
 //! - [`status`]: answer instead of the object (`Status`, `Redirect`);
 //! - [`content`]: change which bytes are served (`IgnoreRange`, `Corrupt`, `ReplaceObject`);
 //! - [`delivery`]: change how the body goes out (`CutAfter`, `Reset`, `StallAfter`, `Throttle`);
-//! - [`framing`]: change how the body is framed (`WrongContentLength`, `Chunked`, `Gzip`).
+//! - [`framing`]: change how the body is framed or placed (`WrongContentLength`, `Chunked`,
+//!   `Gzip`, `WrongContentRange`).
+//!
+//! Several faults act on one request through one rule whose verdict is a list of them
+//! ([`Verdict::Steps`], see [`steps`]): for example a throttled body cut at byte N.
 //!
 //! Faults fire on typed milestones (the Nth request, attempt K of an object from one client,
 //! byte N of a body), never on timers.
@@ -16,6 +20,7 @@ pub(crate) mod delivery;
 pub(crate) mod framing;
 mod rules;
 pub(crate) mod status;
+mod steps;
 
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +176,36 @@ pub enum Verdict {
         /// Name of the stored object whose bytes replace the requested one.
         with_object: String,
     },
+    /// Answer the asked range (206, the right bytes) under a `Content-Range` that says other
+    /// bytes: first and last byte `shift` bytes off, and/or `total` instead of the object's
+    /// size. A server or proxy that mislabels a range; a client that trusts the header writes
+    /// the bytes at the wrong offset. Answers without a `Content-Range` (200) are left alone.
+    WrongContentRange {
+        /// Declared minus real first (and last) byte; 0 keeps them.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        shift: i64,
+        /// The total size declared instead of the object's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+    },
+    /// Several faults on one request, e.g. `throttle` then `cut_after`. Each step acts in its
+    /// stage of the answer whatever its place in the list: content (`replace_object`,
+    /// `ignore_range`, each `corrupt` in list order), then delivery (`throttle` paces the body
+    /// up to the one `cut_after`, `reset` or `stall_after`, which acts at its exact byte), then
+    /// framing (one of `wrong_content_length`, `chunked`, `gzip`; `wrong_content_range`). A
+    /// stage takes at most one of each kind (`corrupt` excepted); `status` and `redirect`
+    /// answer instead of a body and are no steps; steps do not nest.
+    Steps {
+        /// 2 to 8 faults.
+        steps: Vec<Verdict>,
+    },
+}
+
+/// The most steps one [`Verdict::Steps`] may hold.
+pub(crate) const MAX_STEPS: usize = 8;
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 fn one() -> u64 {
@@ -232,6 +267,14 @@ impl Verdict {
             Self::ReplaceObject { with_object } => ObjectName::parse(with_object)
                 .map(drop)
                 .map_err(|e| invalid("verdict.with_object", "not a valid object name", Some(e))),
+            Self::WrongContentRange {
+                shift: 0,
+                total: None,
+            } => bad(
+                "verdict.shift",
+                "set shift or total: as written it changes nothing",
+            ),
+            Self::Steps { steps } => steps::validate(steps),
             _ => Ok(()),
         }
     }
@@ -251,6 +294,8 @@ impl Verdict {
             Self::Redirect { .. } => "redirect",
             Self::Reset { .. } => "reset",
             Self::ReplaceObject { .. } => "replace_object",
+            Self::WrongContentRange { .. } => "wrong_content_range",
+            Self::Steps { .. } => "steps",
         }
     }
 }

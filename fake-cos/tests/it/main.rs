@@ -3,6 +3,7 @@
 mod admin;
 mod admin_client;
 mod client;
+mod compose;
 mod determinism;
 mod faults;
 mod folder;

@@ -22,6 +22,21 @@ async fn forged_signature_is_403_signature_does_not_match() {
     let resp = request(fx.cos.local_addr(), "GET", &forged, &[]).await;
     assert_eq!(resp.status(), 403);
     assert!(resp.text().contains("<Code>SignatureDoesNotMatch</Code>"));
+    let head = request(fx.cos.local_addr(), "HEAD", &forged, &[]).await;
+    assert_eq!(head.status(), 403);
+    for entry in fx.cos.journal() {
+        let error = entry
+            .error
+            .as_ref()
+            .expect("the journal keeps the COS code");
+        assert_eq!(error.code, "SignatureDoesNotMatch", "{}", entry.method);
+        assert_eq!(error.refusal(), Some("signature mismatch"));
+        assert!(
+            entry
+                .to_string()
+                .contains("error=SignatureDoesNotMatch (signature mismatch)")
+        );
+    }
     fx.cos.shutdown().await;
 }
 
@@ -57,6 +72,17 @@ async fn url_expires_when_the_clock_moves_past_t() {
         resp.text()
             .contains("<Message>Request has expired</Message>")
     );
+    let journal = fx.cos.journal();
+    assert_eq!(journal[0].error, None, "a 200 carries no COS error");
+    let error = journal[1]
+        .error
+        .as_ref()
+        .expect("the journal keeps the COS code");
+    assert_eq!(
+        (error.code.as_str(), error.message.as_str()),
+        ("AccessDenied", "Request has expired")
+    );
+    assert_eq!(error.refusal(), Some("expired"));
     fx.cos.shutdown().await;
 }
 

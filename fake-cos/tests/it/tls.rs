@@ -134,3 +134,63 @@ async fn a_client_not_trusting_the_ca_fails_the_handshake_and_the_server_goes_on
     assert!(split(&raw).0.starts_with("HTTP/1.1 206 "));
     cos.shutdown().await;
 }
+
+/// A CA of someone else's (the fake hub's, say), and a certificate it issued for COS names.
+fn issued_elsewhere() -> TlsIdentity {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let names = vec![
+        "*.cos.ap-guangzhou.myqcloud.com".to_owned(),
+        "localhost".to_owned(),
+    ];
+    let cert = CertificateParams::new(names)
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("cert");
+    TlsIdentity::from_pem(&cert.pem(), &key.serialize_pem(), &ca_cert.pem()).expect("valid")
+}
+
+#[tokio::test]
+async fn an_extra_https_listener_with_a_given_certificate_serves_the_same_instance() {
+    let identity = issued_elsewhere();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let cos = fake_cos::start(listener, CosConfig::default())
+        .await
+        .expect("start");
+    let bytes = firmware(29_972);
+    cos.put_object(FW_NAME, bytes.clone()).expect("valid name");
+    let https = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let https_addr = cos.serve_https(https, &identity).expect("serves HTTPS");
+    let plain = cos
+        .signed_url(FW_NAME, Duration::from_secs(60))
+        .expect("signs");
+    assert!(
+        plain.starts_with(&format!("http://{}/", cos.local_addr())),
+        "{plain}"
+    );
+    cos.sign_https_urls(https_addr.to_string());
+    let url = cos
+        .signed_url(FW_NAME, Duration::from_secs(60))
+        .expect("signs");
+    let target = url
+        .strip_prefix(&format!("https://{https_addr}"))
+        .unwrap_or_else(|| panic!("an https URL to the HTTPS listener: {url}"));
+    let (raw, clean) = https_get(&identity, https_addr.port(), target, "bytes=100-199").await;
+    let (head, body) = split(&raw);
+    assert!(clean, "the response ends with close_notify");
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert!(
+        head.contains("Content-Range: bytes 100-199/29972"),
+        "{head}"
+    );
+    assert_eq!(body, &bytes[100..200]);
+    let journal = cos.journal();
+    assert_eq!(journal.len(), 1, "one journal for both listeners");
+    assert_eq!(journal[0].range.as_deref(), Some("bytes=100-199"));
+    cos.shutdown().await;
+}

@@ -418,13 +418,38 @@ impl Job<'_> {
                 };
             }
             HeadDecision::NotFound => return fail(DownloadError::FileNotExist { at }),
-            HeadDecision::Forbidden => return fail(DownloadError::SignatureExpired { at }),
+            HeadDecision::Forbidden => {
+                let cos_code = self.cos_error_code(attempt, response.body_mut()).await;
+                return fail(DownloadError::SignatureExpired { cos_code, at });
+            }
             HeadDecision::Fail(violation) => {
                 return fail(DownloadError::Protocol { violation, at });
             }
         }
         self.stream_body(attempt, response.body_mut(), part, transfer, progress)
             .await
+    }
+
+    /// The COS `<Code>` of an error body: at most [`http::MAX_ERROR_BODY`] bytes read, each frame
+    /// within the idle timeout; a body that ends early, stalls or errors just has none.
+    async fn cos_error_code(&self, attempt: u32, body: &mut Incoming) -> Option<String> {
+        let mut text = Vec::new();
+        let idle = self.config.timeouts.idle();
+        while text.len() < http::MAX_ERROR_BODY {
+            let at = || self.at(attempt, 0);
+            match self
+                .bounded(TimeoutPhase::Idle, idle, at, body.frame())
+                .await
+            {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        text.extend_from_slice(&data);
+                    }
+                }
+                Ok(None | Some(Err(_))) | Err(_) => break,
+            }
+        }
+        http::cos_error_code(&text)
     }
 
     /// Hashes and stores body chunks until the body ends, stalls, overflows or is cancelled.

@@ -165,9 +165,17 @@ pub enum DownloadError {
         /// Where it happened.
         at: AttemptContext,
     },
-    /// HTTP 403: the signed URL expired.
-    #[error("http 403 (signature expired) on attempt {}", at.attempt)]
+    /// HTTP 403: COS refused the signed URL (expired, or a signature mismatch: its error
+    /// `Code` tells which).
+    #[error(
+        "http 403 (url refused{}) on attempt {}",
+        cos_code.as_deref().map(|c| format!(": {c}")).unwrap_or_default(),
+        at.attempt
+    )]
     SignatureExpired {
+        /// The COS error `Code` of the answer's XML body (`AccessDenied`,
+        /// `SignatureDoesNotMatch`, ...), if it had one.
+        cos_code: Option<String>,
         /// Where it happened.
         at: AttemptContext,
     },

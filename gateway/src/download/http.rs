@@ -150,6 +150,24 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(at.duration_since(now).unwrap_or_default())
 }
 
+/// The most of an error body read for its COS `<Code>`: COS error documents are a few hundred
+/// bytes, and a refused download must not read a large or endless body.
+pub(crate) const MAX_ERROR_BODY: usize = 4096;
+
+/// The `<Code>` of a COS XML error body (`SignatureDoesNotMatch`, `AccessDenied`, ...): a
+/// letter then up to 63 letters and digits; `None` for any other body.
+pub(crate) fn cos_error_code(body: &[u8]) -> Option<String> {
+    let body = &body[..body.len().min(MAX_ERROR_BODY)];
+    let text = String::from_utf8_lossy(body);
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    let code = text[start..start + len].trim();
+    let well_formed = code.len() <= 64
+        && code.starts_with(|c: char| c.is_ascii_alphabetic())
+        && code.chars().all(|c| c.is_ascii_alphanumeric());
+    well_formed.then(|| code.to_owned())
+}
+
 /// An open HTTP/1.1 connection; the task driving it is aborted on drop.
 pub(crate) struct Connection {
     sender: http1::SendRequest<Empty<Bytes>>,
@@ -261,6 +279,44 @@ pub(crate) fn head_of(response: &Response<Incoming>) -> ResponseHead {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn cos_error_code_reads_the_code_of_a_cos_error_body_only() {
+        let cos = b"<?xml version='1.0' encoding='utf-8' ?>\n<Error>\n\t<Code>SignatureDoesNotMatch</Code>\n\t<Message>The Signature you specified is invalid.</Message>\n</Error>";
+        assert_eq!(
+            cos_error_code(cos).as_deref(),
+            Some("SignatureDoesNotMatch")
+        );
+        for bad in [
+            &b"<Error><Code>403</Code></Error>"[..],
+            b"<Code>a b</Code>",
+            b"<Code>AccessDenied",
+            b"",
+            b"<Code></Code>",
+        ] {
+            assert_eq!(
+                cos_error_code(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn cos_error_code_never_panics_and_returns_a_short_word(
+            body in proptest::collection::vec(any::<u8>(), 0..6000),
+            at in 0usize..6000,
+        ) {
+            let mut body = body;
+            let at = at.min(body.len());
+            body.splice(at..at, b"<Code>".iter().copied());
+            if let Some(code) = cos_error_code(&body) {
+                prop_assert!(code.len() <= 64 && code.chars().all(|c| c.is_ascii_alphanumeric()));
+            }
+        }
+    }
 
     #[test]
     fn ports_out_of_range_are_refused_not_defaulted() {

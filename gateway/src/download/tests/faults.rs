@@ -21,10 +21,7 @@ async fn fail_with(
 async fn http_403_fails_at_once_as_signature_expired() {
     let (_fx, error, ranges) = fail_with(vec![Reply::Status(403)], config(5)).await;
     assert_eq!(error.kind(), FailureKind::SignatureExpired);
-    assert_eq!(
-        error.to_string(),
-        "http 403 (signature expired) on attempt 1"
-    );
+    assert_eq!(error.to_string(), "http 403 (url refused) on attempt 1");
     assert_eq!(ranges.len(), 1);
 }
 
@@ -47,10 +44,7 @@ async fn http_404_fails_at_once_as_file_not_exist() {
 async fn http_403_after_a_cut_reports_the_attempt_number() {
     let script = vec![Reply::CutAfter(3_000), Reply::Status(403)];
     let (fx, error, _) = fail_with(script, config(5)).await;
-    assert_eq!(
-        error.to_string(),
-        "http 403 (signature expired) on attempt 2"
-    );
+    assert_eq!(error.to_string(), "http 403 (url refused) on attempt 2");
     assert_eq!(fx.checkpoint().map(|c| c.durable_bytes), Some(3_000));
 }
 
