@@ -37,6 +37,14 @@ pub enum StepError {
     /// A task number the hub does not know.
     #[error("task {0} is unknown to the hub")]
     UnknownTask(u64),
+    /// A `raw_publish` got another answer than the one it asked for.
+    #[error("the raw client got {got}, expected {expected}")]
+    RawAnswer {
+        /// Asked for.
+        expected: String,
+        /// Got.
+        got: String,
+    },
 }
 
 /// One thing that did not hold.
@@ -158,6 +166,11 @@ pub enum Failure {
         /// What did not hold.
         what: String,
     },
+    /// What the hub recorded (`[[expect.transcript]]`, `[expect.warnings]`), said as text.
+    Recorded {
+        /// What did not hold.
+        what: String,
+    },
     /// The task summaries.
     Tasks {
         /// Expected, oldest first.
@@ -224,6 +237,7 @@ impl Failure {
             Failure::CosRequests { .. } => "cos_requests",
             Failure::CosRequest { .. } => "cos_request",
             Failure::Counted { .. } => "counted",
+            Failure::Recorded { .. } => "recorded",
             Failure::Tasks { .. } => "tasks",
         }
     }
@@ -360,7 +374,7 @@ impl std::fmt::Display for Failure {
                     ),
                 }
             }
-            Failure::Counted { what } => f.write_str(what),
+            Failure::Counted { what } | Failure::Recorded { what } => f.write_str(what),
             Failure::Tasks { expected, got } => {
                 write!(f, "expected task summaries {expected:?}, got {got:?}")
             }

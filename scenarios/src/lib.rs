@@ -8,8 +8,9 @@
 //!
 //! - `name`, `description`, `seed` (generated firmware bytes), `time_scale` (factor on the
 //!   gateway's download timeouts and retry delays), `download_attempts`;
-//! - `[[gateways]]` (identity, secret, `max_image_bytes`, `run` = built in or an external
-//!   `command` given `{device_info}`, `{hub_host}`, `{hub_port}`, `{state_dir}`),
+//! - `[[gateways]]` (identity, secret, `max_image_bytes`, `run` = built in, an external
+//!   `command` given `{device_info}`, `{hub_host}`, `{hub_port}`, `{state_dir}`, or `raw`:
+//!   nothing runs, the identity is for `raw_publish` steps),
 //!   `[[subdevices]]` (identity, `version`, `bound`, `count`, `burner` = ok, fail, hang,
 //!   wrong_version, offline, each for the first `times` burns), `[[firmware]]` (`size` and
 //!   `seed`, or a `file`);
@@ -20,10 +21,15 @@
 //!   `wait_tasks`, `wait_until` a milestone (`cos_bytes`, `cos_requests`, `report`,
 //!   `hub_state`, `connects`, `offline`), `kill_gateway`/`start_gateway` (power cut and reboot
 //!   on the same disk), `kick`, `add_cos_fault`, `add_hub_fault`, `cancel_task`,
-//!   `advance_cos_clock`, `advance_hub_clock` (minute-long timeouts in milliseconds);
+//!   `advance_cos_clock`, `advance_hub_clock` (minute-long timeouts in milliseconds),
+//!   `raw_publish` (one PUBLISH from a raw client with a device's credentials: `as`, `topic`,
+//!   `payload`, `qos`, `retain`, `mqtt` = 3 or 5, and the `answer` it must get: `puback`,
+//!   `accepted`, `closed`, `disconnect 0x9B`, ...);
 //! - `[expect]`: `versions`, `reports` (exact or `downloading*` patterns), `results`
 //!   (`succeeded`, `failed -4`, ...), `online_results`, `untouched`, `bytes_downloaded`,
-//!   `cos_bytes_sent`, `cos_requests`, `tasks` (summaries), `nothing_else`.
+//!   `cos_bytes_sent`, `cos_requests`, `tasks` (summaries), `nothing_else`, `transcript`
+//!   (entries of a `direction` and `topic` with `json` fields, without `not_json` ones, or
+//!   `contains` text, counted), `warnings` (text on a device's update).
 //!
 //! The seed demo is `catalog/seed-demo.toml`, run by `otasim demo`; the catalog is
 //! `catalog/`, run by `otasim run scenarios/catalog`.
@@ -35,11 +41,13 @@ mod expect;
 mod failure;
 mod files;
 mod happened;
+mod hub_records;
 mod import;
 mod judge;
 mod plan;
 mod profile;
 mod qualify;
+mod raw_client;
 mod report;
 mod run;
 mod steps;
@@ -60,7 +68,8 @@ pub use import::{ImportError, Imported, import_log};
 pub use judge::Record;
 pub use plan::{
     Bounds, BurnerPlan, Condition, CosRequestExpect, Expectations, FirmwarePlan, GatewayPlan,
-    GatewayRun, Plan, PlanError, QuietOn, Step, SubdevicePlan,
+    GatewayRun, MqttLevel, Plan, PlanError, QuietOn, RawAnswer, RawPublish, Step, SubdevicePlan,
+    TranscriptExpect,
 };
 pub use profile::{Concurrency, FailCodes, GatewayProfile, ProfileError, Resume};
 pub use qualify::{GatewayUnderTest, Qualification, Qualified, Verdict};

@@ -10,8 +10,8 @@ mod validate;
 mod validate_expect;
 mod validate_step;
 
-pub use expectations::{Bounds, CosRequestExpect, Expectations};
-pub use step::{Condition, QuietOn, Step};
+pub use expectations::{Bounds, CosRequestExpect, Expectations, TranscriptExpect};
+pub use step::{Condition, MqttLevel, QuietOn, RawAnswer, RawPublish, Step};
 
 use fake_cos::FaultRule;
 use gateway::download::{DownloadConfig, RetryPolicy, Timeouts};
@@ -72,6 +72,9 @@ pub enum GatewayRun {
         #[serde(default)]
         args: Vec<String>,
     },
+    /// Nothing runs: the identity is used only by `raw_publish` steps, a client misbehaving at
+    /// the protocol level (scenarios that pin the hub's own rules). Qualification leaves it.
+    Raw,
 }
 
 /// How a subdevice takes a burn: the gateway crate's simulated behaviours, plus `hang`, and a

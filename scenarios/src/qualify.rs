@@ -116,7 +116,12 @@ impl Qualification {
                 q.reason = format!("needs the built-in gateway: {why}");
                 return q;
             }
-            for g in &mut plan.gateways {
+            // A raw identity is the scenario's own misbehaving client, not a gateway to test.
+            for g in plan
+                .gateways
+                .iter_mut()
+                .filter(|g| g.run != GatewayRun::Raw)
+            {
                 g.run = GatewayRun::Command {
                     program: program.clone(),
                     args: args.clone(),

@@ -209,6 +209,11 @@ async fn run_keeping_world_with(
         .into_iter()
         .map(|what| Failure::Counted { what }),
     );
+    failures.extend(
+        crate::hub_records::judge(e, &happened.transcript, &happened.devices)
+            .into_iter()
+            .map(|(_, what)| Failure::Recorded { what }),
+    );
     let report = RunReport {
         name: plan.name.clone(),
         path: plan.path.display().to_string(),

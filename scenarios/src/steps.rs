@@ -3,7 +3,7 @@
 
 use crate::failure::StepError;
 use crate::happened::{commands_to, cos_gets, reports_for, version_reports};
-use crate::plan::{Condition, Plan, QuietOn, Step};
+use crate::plan::{Condition, MqttLevel, Plan, QuietOn, RawAnswer, RawPublish, Step};
 use crate::world::World;
 use fake_cos::JournalEntry;
 use fake_hub::Direction;
@@ -71,6 +71,7 @@ pub(crate) async fn run_step(world: &mut World, plan: &Plan, step: &Step) -> Res
             .configure_gateway(gateway, *max_concurrent, *quota_bytes)
             .map_err(wld),
         Step::FillDisk { gateway, bytes } => world.fill_disk(gateway, *bytes).map_err(wld),
+        Step::RawPublish(p) => raw_publish(world, p).await,
         _ => run_fault_step(world, step),
     }
 }
@@ -367,5 +368,92 @@ pub(crate) fn describe(c: &Condition) -> String {
             format!("{gateway} connected {at_least} time(s)")
         }
         Condition::Offline { gateway } => format!("hub sees {gateway} offline"),
+    }
+}
+
+/// How long the hub may take to record a raw client's PUBLISH.
+const RAW_RECORD_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Whether two payloads are the same, as far as a bounded transcript keeps them.
+fn same_payload(recorded: &str, sent: &str) -> bool {
+    const KEPT: usize = 200;
+    let n = recorded.len().min(sent.len()).min(KEPT);
+    recorded.as_bytes()[..n] == sent.as_bytes()[..n] && (recorded.len() == sent.len() || n == KEPT)
+}
+
+/// One PUBLISH from a raw client with a device's credentials; the step ends once the hub has
+/// answered and recorded it, and fails if the answer is not the one asked for.
+async fn raw_publish(world: &mut World, p: &RawPublish) -> Result<(), StepError> {
+    use crate::raw_client::RawClient;
+    let from_seq = world.hub.transcript_next_seq();
+    let reuse = world
+        .raw_clients
+        .get(&p.device)
+        .is_some_and(|c| c.level() == p.mqtt);
+    if !reuse {
+        world.raw_clients.remove(&p.device);
+        let addr = world.hub.local_addr();
+        match RawClient::connect(addr, &p.device, &p.secret, p.mqtt)
+            .await
+            .map_err(StepError::World)?
+        {
+            Ok(client) => {
+                world.raw_clients.insert(p.device.clone(), client);
+            }
+            Err(code) => return raw_answered(world, p, RawAnswer::Connack(code)),
+        }
+    }
+    let client = world
+        .raw_clients
+        .get_mut(&p.device)
+        .expect("connected above");
+    let answer = client.publish(p).await.map_err(StepError::World)?;
+    if matches!(answer, RawAnswer::Closed | RawAnswer::Disconnect(_)) {
+        world.raw_clients.remove(&p.device);
+    }
+    let client_id = p.device.client_id();
+    let recorded = |hub: &fake_hub::Hub| {
+        hub.transcript_since(from_seq, usize::MAX).iter().any(|e| {
+            e.client_id == client_id
+                && match e.direction {
+                    Direction::In | Direction::Refused => {
+                        same_payload(&e.topic, &p.topic) && same_payload(&e.payload, &p.payload)
+                    }
+                    Direction::Event => e.topic == "publish refused",
+                    _ => false,
+                }
+        })
+    };
+    if !world.hub.wait_until(RAW_RECORD_DEADLINE, recorded).await {
+        return Err(StepError::TimedOut {
+            waited: RAW_RECORD_DEADLINE,
+            waiting_for: format!(
+                "the hub to record the raw PUBLISH on {} (answered {answer})",
+                p.topic
+            ),
+        });
+    }
+    raw_answered(world, p, answer)
+}
+
+fn raw_answered(world: &World, p: &RawPublish, answer: RawAnswer) -> Result<(), StepError> {
+    let retain = if p.retain { ", retained" } else { "" };
+    let level = match p.mqtt {
+        MqttLevel::V311 => "3.1.1",
+        MqttLevel::V5 => "5",
+    };
+    world.note(
+        "step",
+        format!(
+            "raw client {} publishes on {} (QoS {}{retain}, MQTT {level}): {answer}",
+            p.device, p.topic, p.qos
+        ),
+    );
+    match p.answer {
+        Some(want) if want != answer => Err(StepError::RawAnswer {
+            expected: want.to_string(),
+            got: answer.to_string(),
+        }),
+        _ => Ok(()),
     }
 }

@@ -114,6 +114,8 @@ pub struct World {
     time_scale: f64,
     /// The plan's burn timeout for built-in gateways (their default, scaled, if unset).
     burn_timeout: Option<Duration>,
+    /// The `raw_publish` steps' connections, by identity, while the hub keeps them open.
+    pub(crate) raw_clients: BTreeMap<DeviceId, crate::raw_client::RawClient>,
     _fixed: Option<tokio::sync::MutexGuard<'static, ()>>,
     _dir: tempfile::TempDir,
 }
@@ -195,6 +197,7 @@ impl World {
             watchers: Vec::new(),
             time_scale: plan.time_scale,
             burn_timeout: plan.burn_timeout,
+            raw_clients: BTreeMap::new(),
             _fixed: fixed,
             _dir: dir,
         };
@@ -355,7 +358,7 @@ impl World {
         let Some(slot) = self.slots.get_mut(id) else {
             return Err(WorldError::Start(format!("no gateway {id}")));
         };
-        if slot.running.is_some() {
+        if slot.running.is_some() || slot.run == GatewayRun::Raw {
             return Ok(());
         }
         let running = match &slot.run {
@@ -392,6 +395,7 @@ impl World {
                 };
                 Running::External(spawn_external(&slot.config, program, args, &place)?)
             }
+            GatewayRun::Raw => return Ok(()),
         };
         slot.running = Some(running);
         self.note("gateway", format!("{id} started"));

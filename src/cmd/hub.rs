@@ -2,7 +2,7 @@
 //! write (the official SDKs, a customer's firmware).
 //!
 //! The first line printed is `listening mqtt=IP:PORT cos=IP:PORT api=IP:PORT` (and
-//! `tls=IP:PORT` with `--tls-port`), then `cloud=IP:PORT` (the Tencent Cloud API 3.0 endpoint)
+//! `tls=IP:PORT` unless `--tls-port off`), then `cloud=IP:PORT` (the Tencent Cloud API 3.0 endpoint)
 //! and `cos_tls=IP:PORT` with `--cos-tls-port` (HTTPS COS under the TLS port's CA),
 //! so that scripts can pass port 0 and read the bound ports
 //! back. Then one line per transcript entry, as it happens. Firmware URLs carry no port when COS listens on 80 (the C SDK ignores URL ports).
@@ -57,21 +57,21 @@ pub struct HubArgs {
     /// Tencent Cloud API 3.0 (`iotcloud`) port, for the official SDKs (0: any free port).
     #[arg(long, default_value_t = 0)]
     cloud_port: u16,
-    /// Also listen for MQTT over TLS on this port (0: any free port; the Hub's is 8883): TLS-PSK
-    /// for the C SDK's key auth, server-certificate TLS with a password, and mutual TLS with a
-    /// device certificate. The CA is at `GET /api/tls/ca` (`?format=c` for the C SDK's array).
-    #[arg(long)]
-    tls_port: Option<u16>,
+    /// MQTT over TLS, as the Hub's 8883 (0: any free port; `off`: none): TLS-PSK for the C
+    /// SDK's key auth, server-certificate TLS with a password, and mutual TLS with a device
+    /// certificate. The CA is at `GET /api/tls/ca` (`?format=c` for the C SDK's array).
+    #[arg(long, value_name = "PORT|off", default_value = "8883", value_parser = parse_tls_port)]
+    tls_port: TlsPort,
     /// Write the TLS port's CA here as PEM, and as PATH.c the C array to paste as the C SDK's
-    /// `iot_https_ca_crt` (needs --tls-port).
-    #[arg(long, value_name = "PATH", requires = "tls_port")]
+    /// `iot_https_ca_crt` (not with `--tls-port off`).
+    #[arg(long, value_name = "PATH")]
     ca_file: Option<PathBuf>,
     /// Also serve the fake COS over HTTPS on this port (the SDKs' HTTPS downloads use 443; 0:
     /// any free port), with a certificate from the TLS port's CA naming
     /// `*.cos.ap-guangzhou.myqcloud.com` (and ap-shanghai, ap-beijing, ap-singapore),
-    /// `--public-host`, `localhost` and 127.0.0.1 (needs --tls-port: that port's CA is the one
-    /// devices trust).
-    #[arg(long, value_name = "PORT", requires = "tls_port")]
+    /// `--public-host`, `localhost` and 127.0.0.1 (not with `--tls-port off`: that port's CA is
+    /// the one devices trust).
+    #[arg(long, value_name = "PORT")]
     cos_tls_port: Option<u16>,
     /// The scheme of firmware URLs: `https` points them at --cos-tls-port.
     #[arg(long, value_enum, default_value_t = UrlScheme::Http)]
@@ -131,6 +131,19 @@ const COS_TLS_NAMES: &[&str] = &[
     "*.cos.ap-singapore.myqcloud.com",
 ];
 
+/// The `--tls-port` value: a port (0 for any free one) or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TlsPort(Option<u16>);
+
+fn parse_tls_port(text: &str) -> Result<TlsPort, String> {
+    if text == "off" {
+        return Ok(TlsPort(None));
+    }
+    text.parse::<u16>()
+        .map(|p| TlsPort(Some(p)))
+        .map_err(|_| format!("{text:?} is not a port (0 to 65535, 0 for any free one) or `off`"))
+}
+
 fn parse_firmware_flag(flag: &str) -> anyhow::Result<FirmwareSource> {
     let mut parts = flag.splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
@@ -167,6 +180,10 @@ fn register(hub: &Hub, fleet: &Fleet, images: Vec<FirmwareImage>) -> anyhow::Res
     for (id, secret, gateway, version) in &fleet.subdevices {
         hub.add_subdevice(id, secret, gateway.as_ref(), version.as_deref());
     }
+    for (product, name, access) in &fleet.topics {
+        hub.add_product_topic(product, name, *access)
+            .with_context(|| format!("declaring the topic {product}/${{deviceName}}/{name}"))?;
+    }
     let mut lines = Vec::new();
     for (product, version, path, bytes) in images {
         let info = hub
@@ -196,6 +213,10 @@ async fn bind(host: IpAddr, port: u16, what: &str, flag: &str) -> anyhow::Result
                 std::io::ErrorKind::PermissionDenied if port < 1024 => format!(
                     ": ports below 1024 need root; pass {flag} 8081 (or 0 for a free one), or let \
                      otasim bind low ports with `sudo setcap cap_net_bind_service=+ep $(command -v otasim)`"
+                ),
+                std::io::ErrorKind::AddrInUse if flag == "--tls-port" => format!(
+                    ": another program listens there (another otasim hub?); pass {flag} with a \
+                     free port, 0 for any, or off for no TLS listener"
                 ),
                 std::io::ErrorKind::AddrInUse => {
                     format!(": another program listens there; pass {flag} with a free port, or 0")
@@ -241,7 +262,7 @@ fn product_hosts(fleet: &Fleet) -> Vec<String> {
 fn write_ca(hub: &Hub, path: &std::path::Path) -> anyhow::Result<()> {
     let pem = hub
         .ca_pem()
-        .context("--ca-file needs --tls-port: the hub has no CA without it")?;
+        .context("--ca-file needs the TLS port: the hub has no CA with --tls-port off")?;
     std::fs::write(path, &pem).with_context(|| format!("writing the CA to {}", path.display()))?;
     let mut c_path = path.as_os_str().to_owned();
     c_path.push(".c");
@@ -286,9 +307,13 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     )
     .await
     .context("starting fake COS")?;
+    if let Some(port) = args.tls_port.0.filter(|p| *p != 0) {
+        // The hub binds it itself; trying it here first names the flag when it is taken.
+        drop(bind(args.host, port, "TLS", "--tls-port").await?);
+    }
     let mut config = HubConfig::loopback();
     config.mqtt_addr = SocketAddr::new(args.host, args.mqtt_port);
-    config.tls_addr = args.tls_port.map(|p| SocketAddr::new(args.host, p));
+    config.tls_addr = args.tls_port.0.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
     config.tls_names = product_hosts(fleet);
     if args.cos_tls_port.is_some() {
@@ -416,6 +441,15 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    anyhow::ensure!(
+        args.ca_file.is_none() || args.tls_port.0.is_some(),
+        "--ca-file needs the TLS port: drop --tls-port off, or --ca-file"
+    );
+    anyhow::ensure!(
+        args.cos_tls_port.is_none() || args.tls_port.0.is_some(),
+        "--cos-tls-port needs the TLS port, whose CA signs its certificate: drop --tls-port off, \
+         or --cos-tls-port"
+    );
     let images = read_firmware(&fleet.firmware)?;
     let stop = super::signal::stop_signal()?;
     let served = start(&args, &fleet).await?;
@@ -568,6 +602,43 @@ mod fleet_props {
                 let e = format!("{e:#}");
                 prop_assert!(e.contains("gateways[0]") || e.contains("subdevices[0]"), "{}", e);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tls_port_flag {
+    use super::{HubArgs, TlsPort};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        hub: HubArgs,
+    }
+
+    fn tls_port(args: &[&str]) -> Result<TlsPort, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hub").chain(args.iter().copied()))
+            .map(|c| c.hub.tls_port)
+    }
+
+    #[test]
+    fn the_tls_port_is_the_hubs_8883_unless_told_otherwise() {
+        assert_eq!(tls_port(&[]).unwrap(), TlsPort(Some(8883)));
+        assert_eq!(tls_port(&["--tls-port", "0"]).unwrap(), TlsPort(Some(0)));
+        assert_eq!(tls_port(&["--tls-port", "off"]).unwrap(), TlsPort(None));
+        assert_eq!(
+            tls_port(&["--tls-port", "9883"]).unwrap(),
+            TlsPort(Some(9883))
+        );
+        for bad in ["65536", "-1", "OFF", ""] {
+            let err = tls_port(&[&format!("--tls-port={bad}")])
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                err.contains("--tls-port") && err.contains("off"),
+                "{bad}: {err}"
+            );
         }
     }
 }

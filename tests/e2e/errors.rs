@@ -127,6 +127,35 @@ fn the_hub_checks_firmware_files_and_ports_before_it_says_listening() {
 }
 
 #[test]
+fn a_taken_tls_port_is_refused_naming_the_flag() {
+    // Any port held here stands for a taken 8883 (the default, which tests never bind).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let port = taken.local_addr().expect("bound").port().to_string();
+    let args = [
+        "hub",
+        "--mqtt-port",
+        "0",
+        "--cos-port",
+        "0",
+        "--api-port",
+        "0",
+    ];
+    let stderr = refused(
+        &[&args[..], &["--tls-port", &port]].concat(),
+        &[&format!("127.0.0.1:{port}"), "--tls-port", "off"],
+    );
+    assert!(stderr.contains("TLS port"), "{stderr}");
+    refused(
+        &[&args[..], &["--tls-port", "8883x"]].concat(),
+        &["--tls-port", "off"],
+    );
+    refused(
+        &[&args[..], &["--tls-port", "off", "--ca-file", "ca.pem"]].concat(),
+        &["--ca-file", "--tls-port off"],
+    );
+}
+
+#[test]
 fn list_without_arguments_lists_the_catalog() {
     let out = otasim(&["list"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -76,8 +76,14 @@ pub(crate) struct ServedHub {
     pub(crate) cos_tls: Option<SocketAddr>,
 }
 
-/// Starts the real binary on free loopback ports and reads its `listening` line.
+/// Starts the real binary on free loopback ports and reads its `listening` line; no TLS
+/// port unless `extra` asks for one (never the default 8883).
 pub(crate) async fn serve_hub(extra: &[&str]) -> ServedHub {
+    let no_tls: &[&str] = if extra.contains(&"--tls-port") {
+        &[]
+    } else {
+        &["--tls-port", "off"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_otasim"))
         .args([
             "hub",
@@ -88,6 +94,7 @@ pub(crate) async fn serve_hub(extra: &[&str]) -> ServedHub {
             "--api-port",
             "0",
         ])
+        .args(no_tls)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -342,4 +349,5 @@ async fn fleet_file_errors_name_the_field_and_the_command_fails() {
 
 mod api;
 mod https_cos;
+mod topics;
 mod world;

@@ -48,6 +48,25 @@ pub struct CosRequestExpect {
     pub gap_ms_at_least: Option<u64>,
 }
 
+/// Which transcript entries a `[[expect.transcript]]` counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TranscriptExpect {
+    /// In, out, refused or event.
+    pub direction: fake_hub::Direction,
+    /// The topic exactly (for an event, its name: `publish refused`, `malformed`, ...).
+    pub topic: String,
+    /// The client the entry is about (a gateway's client id for its subdevices' messages).
+    pub client_id: Option<String>,
+    /// Fields the payload's JSON must have, with these values.
+    pub json: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Fields the payload's JSON must not all have with these values.
+    pub not_json: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Text the payload (or the event's detail) contains.
+    pub contains: Option<String>,
+    /// How many such entries.
+    pub bounds: Bounds,
+}
+
 /// What must hold at the end.
 #[derive(Debug, Clone, Default)]
 pub struct Expectations {
@@ -81,4 +100,8 @@ pub struct Expectations {
     pub cos_gaps: Vec<crate::counts::CosGap>,
     /// The `Range` of the Nth COS request.
     pub cos_ranges: Vec<crate::counts::CosRange>,
+    /// Transcript entries of a kind: what the hub answered, refused, recorded.
+    pub transcript: Vec<TranscriptExpect>,
+    /// Text the warning on a device's update contains (`reported 0.1 after done`).
+    pub warnings: BTreeMap<DeviceId, String>,
 }

@@ -171,6 +171,51 @@ pub(crate) enum RawStep {
         gateway: Option<String>,
         bytes: u64,
     },
+    RawPublish {
+        #[serde(rename = "as", default)]
+        as_device: Option<String>,
+        topic: String,
+        #[serde(default)]
+        payload: String,
+        #[serde(default = "qos_1")]
+        qos: u8,
+        #[serde(default)]
+        retain: bool,
+        #[serde(default = "mqtt_3")]
+        mqtt: u8,
+        #[serde(default)]
+        answer: Option<String>,
+    },
+}
+
+fn qos_1() -> u8 {
+    1
+}
+
+fn mqtt_3() -> u8 {
+    3
+}
+
+/// One `[[expect.transcript]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTranscriptExpect {
+    pub(crate) direction: String,
+    pub(crate) topic: String,
+    #[serde(default)]
+    pub(crate) device: Option<String>,
+    #[serde(default)]
+    pub(crate) json: Option<toml::Table>,
+    #[serde(default)]
+    pub(crate) not_json: Option<toml::Table>,
+    #[serde(default)]
+    pub(crate) contains: Option<String>,
+    #[serde(default)]
+    pub(crate) min: Option<u64>,
+    #[serde(default)]
+    pub(crate) max: Option<u64>,
+    #[serde(default)]
+    pub(crate) exactly: Option<u64>,
 }
 
 /// What an `expect_quiet` step watches.
@@ -274,6 +319,10 @@ pub(crate) struct RawExpect {
     pub(crate) update_commands: BTreeMap<String, RawBounds>,
     #[serde(default)]
     pub(crate) cos_request: Vec<RawCosRequest>,
+    #[serde(default)]
+    pub(crate) transcript: Vec<RawTranscriptExpect>,
+    #[serde(default)]
+    pub(crate) warnings: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -66,6 +66,104 @@ pub enum QuietOn {
     Commands(Option<DeviceId>),
 }
 
+/// The MQTT version a raw client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttLevel {
+    /// MQTT 3.1.1 (`mqtt = 3`).
+    V311,
+    /// MQTT 5 (`mqtt = 5`).
+    V5,
+}
+
+/// A `raw_publish` step: one PUBLISH from a raw client with a device's credentials.
+#[derive(Debug, Clone)]
+pub struct RawPublish {
+    /// Whose credentials the client connects with.
+    pub device: DeviceId,
+    /// That device's secret.
+    pub secret: String,
+    /// The topic, as written (no check: the hub judges it).
+    pub topic: String,
+    /// The payload bytes.
+    pub payload: String,
+    /// 0, 1 or 2.
+    pub qos: u8,
+    /// The retain flag.
+    pub retain: bool,
+    /// The protocol version.
+    pub mqtt: MqttLevel,
+    /// What the client must get back, if said.
+    pub answer: Option<RawAnswer>,
+}
+
+/// What a raw client got back for its PUBLISH (it sends a PINGREQ after it, so a live
+/// connection always answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawAnswer {
+    /// The CONNECT was refused with this code (the PUBLISH was never sent): `connack 5`.
+    Connack(u8),
+    /// A PUBACK, with its MQTT 5 reason code (0 for success, and always in 3.1.1): `puback`,
+    /// `puback 0x87`.
+    Puback(u8),
+    /// A PUBREC (the QoS 2 flow went ahead): `pubrec`.
+    Pubrec,
+    /// No acknowledgement and the connection lives on (QoS 0): `accepted`.
+    Accepted,
+    /// A DISCONNECT with this reason code (MQTT 5): `disconnect 0x9B`.
+    Disconnect(u8),
+    /// The connection closed without a word: `closed`.
+    Closed,
+}
+
+/// What `answer` may say.
+pub(crate) const RAW_ANSWERS: &str =
+    "puback, puback 0xNN, pubrec, accepted, disconnect 0xNN, closed, connack N";
+
+impl std::str::FromStr for RawAnswer {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let hex = |s: &str| {
+            s.strip_prefix("0x")
+                .or_else(|| s.strip_prefix("0X"))
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        };
+        let bad = || format!("{text:?} is not one of: {RAW_ANSWERS}");
+        match text.split_once(' ') {
+            None => match text {
+                "puback" => Ok(RawAnswer::Puback(0)),
+                "pubrec" => Ok(RawAnswer::Pubrec),
+                "accepted" => Ok(RawAnswer::Accepted),
+                "closed" => Ok(RawAnswer::Closed),
+                _ => Err(bad()),
+            },
+            Some(("puback", code)) => hex(code).map(RawAnswer::Puback).ok_or_else(bad),
+            Some(("disconnect", code)) => hex(code).map(RawAnswer::Disconnect).ok_or_else(bad),
+            Some(("connack", code)) => code
+                .parse()
+                .ok()
+                .filter(|c| *c != 0)
+                .map(RawAnswer::Connack)
+                .ok_or_else(bad),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for RawAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawAnswer::Connack(c) => write!(f, "connack {c}"),
+            RawAnswer::Puback(0) => f.write_str("puback"),
+            RawAnswer::Puback(c) => write!(f, "puback 0x{c:02X}"),
+            RawAnswer::Pubrec => f.write_str("pubrec"),
+            RawAnswer::Accepted => f.write_str("accepted"),
+            RawAnswer::Disconnect(c) => write!(f, "disconnect 0x{c:02X}"),
+            RawAnswer::Closed => f.write_str("closed"),
+        }
+    }
+}
+
 /// One step of a scenario.
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -143,6 +241,8 @@ pub enum Step {
         /// Bytes written.
         bytes: u64,
     },
+    /// A raw client publishes with a device's credentials, as a misbehaving device would.
+    RawPublish(Box<RawPublish>),
 }
 
 impl Step {
@@ -166,6 +266,7 @@ impl Step {
             Step::Unbind { .. } => "unbind",
             Step::ConfigureGateway { .. } => "configure_gateway",
             Step::FillDisk { .. } => "fill_disk",
+            Step::RawPublish(_) => "raw_publish",
         }
     }
 

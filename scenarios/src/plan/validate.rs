@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 /// Generated images are held in memory: 1 GiB at most.
 const MAX_GENERATED_BYTES: u64 = 1 << 30;
+/// The most subdevices one `[[subdevices]]` entry may stand for.
+const MAX_COUNT: u32 = 1024;
 const DEFAULT_SUB_SECRET: &str = "c3ViZGV2aWNlLXNlY3JldA==";
 const REPORT_STATES: [&str; 5] = ["downloading", "burning", "done", "fail", "version"];
 const HUB_STATES: [&str; 9] = [
@@ -348,10 +350,11 @@ impl Validator<'_> {
             }
             let names: Vec<String> = match s.count {
                 None => vec![s.device_name.clone()],
-                Some(0) => {
-                    return Err(
-                        self.invalid(format!("subdevices[{i}].count"), "must be at least 1")
-                    );
+                Some(n) if !(1..=MAX_COUNT).contains(&n) => {
+                    return Err(self.invalid(
+                        format!("subdevices[{i}].count"),
+                        format!("{n} is not in 1..={MAX_COUNT}"),
+                    ));
                 }
                 Some(n) => (1..=n).map(|k| format!("{}{k}", s.device_name)).collect(),
             };

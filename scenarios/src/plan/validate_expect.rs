@@ -1,10 +1,11 @@
 //! Validating the `[expect]` table: every device known, every pattern and bound possible.
 
-use super::raw::{RawBounds, RawCosRequest, RawExpect};
+use super::raw::{RawBounds, RawCosRequest, RawExpect, RawTranscriptExpect};
 use super::validate::{Res, Validator};
-use super::{Bounds, BurnerPlan, CosRequestExpect, Expectations, Plan};
+use super::{Bounds, BurnerPlan, CosRequestExpect, Expectations, Plan, TranscriptExpect};
 use crate::counts::{CosGap, CosRange, Count, RawCosGap, RawCosRange, RawCount};
 use crate::expect::{ReportPattern, ResultPattern};
+use fake_hub::Direction;
 use otasim_protocol::DeviceId;
 
 impl Validator<'_> {
@@ -99,7 +100,86 @@ impl Validator<'_> {
             out.cos_request.push(self.cos_request(i, r)?);
         }
         self.counts(raw.counts, raw.cos_gaps, raw.cos_ranges, plan, &mut out)?;
+        for (i, t) in raw.transcript.into_iter().enumerate() {
+            out.transcript.push(self.transcript_expect(i, t, plan)?);
+        }
+        for (k, v) in raw.warnings {
+            let field = format!("expect.warnings.{k}");
+            let id = self.device_ref(field.clone(), &k, plan)?;
+            if v.is_empty() {
+                return Err(self.invalid(field, "say what the warning contains"));
+            }
+            out.warnings.insert(id, v);
+        }
         Ok(out)
+    }
+
+    fn transcript_expect(
+        &self,
+        i: usize,
+        t: RawTranscriptExpect,
+        plan: &Plan,
+    ) -> Res<TranscriptExpect> {
+        let at = |field: &str| format!("expect.transcript[{i}].{field}");
+        let direction = match t.direction.as_str() {
+            "in" => Direction::In,
+            "out" => Direction::Out,
+            "refused" => Direction::Refused,
+            "event" => Direction::Event,
+            other => {
+                return Err(self.invalid(
+                    at("direction"),
+                    format!("{other:?} is not one of: in, out, refused, event"),
+                ));
+            }
+        };
+        if t.topic.is_empty() {
+            return Err(self.invalid(at("topic"), "say the topic (or, for an event, its name)"));
+        }
+        if direction == Direction::Event && (t.json.is_some() || t.not_json.is_some()) {
+            return Err(self.invalid(at("json"), "an event's detail is text: use contains"));
+        }
+        let client_id = match &t.device {
+            None => None,
+            Some(d) => {
+                let (pid, dn) = d.split_once('/').ok_or_else(|| {
+                    self.invalid(at("device"), format!("{d:?} is not PRODUCT/DEVICE"))
+                })?;
+                let id = DeviceId::new(pid, dn).map_err(|e| self.invalid(at("device"), e))?;
+                let known =
+                    plan.gateways.iter().any(|g| g.id == id) || plan.subdevice(&id).is_some();
+                if !known {
+                    return Err(self.invalid(at("device"), format!("no device {id} in the fleet")));
+                }
+                Some(id.client_id())
+            }
+        };
+        let json = |table: Option<toml::Table>, field: &str| -> Res<_> {
+            table
+                .map(|t| match serde_json::to_value(t) {
+                    Ok(serde_json::Value::Object(m)) => Ok(m),
+                    _ => Err(self.invalid(at(field), "not representable as JSON")),
+                })
+                .transpose()
+        };
+        let raw_bounds = RawBounds {
+            min: t.min,
+            max: t.max,
+            exactly: t.exactly,
+        };
+        let mut bounds = self.bounds(format!("expect.transcript[{i}]"), raw_bounds)?;
+        if (t.min, t.max, t.exactly) == (None, None, None) {
+            bounds.min = Some(1);
+        }
+        Ok(TranscriptExpect {
+            direction,
+            topic: t.topic,
+            client_id,
+            json: json(t.json, "json")?,
+            not_json: json(t.not_json, "not_json")?,
+            contains: t.contains,
+            bounds,
+        })
     }
 
     fn counts(

@@ -2,12 +2,15 @@
 
 use super::raw::{RawQuietOn, RawStep};
 use super::validate::{Res, Validator};
-use super::{DEFAULT_TIMEOUT, Plan, QuietOn, Step};
+use super::{DEFAULT_TIMEOUT, GatewayRun, MqttLevel, Plan, QuietOn, RawAnswer, RawPublish, Step};
+use otasim_protocol::DeviceId;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 /// The longest wait or window a step may ask for: a day.
 const MAX_STEP_MS: u64 = 24 * 3600 * 1000;
+/// The largest payload a `raw_publish` may carry: 1 MiB, far above the hub's 16 KB.
+const MAX_RAW_PAYLOAD: usize = 1 << 20;
 
 impl Validator<'_> {
     fn timeout(&self, field: String, ms: Option<u64>) -> Res<Duration> {
@@ -168,8 +171,109 @@ impl Validator<'_> {
                     bytes,
                 }
             }
+            RawStep::RawPublish {
+                as_device,
+                topic,
+                payload,
+                qos,
+                retain,
+                mqtt,
+                answer,
+            } => {
+                let (device, secret) =
+                    self.raw_identity(&field("as"), as_device.as_deref(), plan)?;
+                if topic.is_empty() || topic.len() > usize::from(u16::MAX) {
+                    return Err(self.invalid(field("topic"), "must be 1 to 65535 bytes"));
+                }
+                if payload.len() > MAX_RAW_PAYLOAD {
+                    return Err(self.invalid(
+                        field("payload"),
+                        format!("{} bytes: at most {MAX_RAW_PAYLOAD}", payload.len()),
+                    ));
+                }
+                if qos > 2 {
+                    return Err(self.invalid(field("qos"), format!("{qos} is not 0, 1 or 2")));
+                }
+                let mqtt = match mqtt {
+                    3 => MqttLevel::V311,
+                    5 => MqttLevel::V5,
+                    n => {
+                        return Err(
+                            self.invalid(field("mqtt"), format!("{n} is not 3 (MQTT 3.1.1) or 5"))
+                        );
+                    }
+                };
+                let answer = answer
+                    .map(|a| a.parse::<RawAnswer>())
+                    .transpose()
+                    .map_err(|e| self.invalid(field("answer"), e))?;
+                Step::RawPublish(Box::new(RawPublish {
+                    device,
+                    secret,
+                    topic,
+                    payload,
+                    qos,
+                    retain,
+                    mqtt,
+                    answer,
+                }))
+            }
             _ => unreachable!("step() handles the other actions"),
         })
+    }
+
+    /// Whose credentials a raw client uses: `gateway` (or nothing) for the fleet's only
+    /// `run = raw` gateway, or a device of the fleet by name. A gateway the scenario runs is
+    /// refused: a second client with its client id would take over its session.
+    fn raw_identity(
+        &self,
+        field: &str,
+        text: Option<&str>,
+        plan: &Plan,
+    ) -> Res<(DeviceId, String)> {
+        let raw: Vec<_> = plan
+            .gateways
+            .iter()
+            .filter(|g| g.run == GatewayRun::Raw)
+            .collect();
+        let named = match text {
+            None | Some("gateway") => match raw.as_slice() {
+                [g] => return Ok((g.id.clone(), g.secret.clone())),
+                _ => {
+                    return Err(self.invalid(
+                        field,
+                        format!(
+                            "name the device: the fleet has {} gateways with run = {{ kind = \"raw\" }}",
+                            raw.len()
+                        ),
+                    ));
+                }
+            },
+            Some(t) => t,
+        };
+        let (pid, dn) = named.split_once('/').ok_or_else(|| {
+            self.invalid(
+                field,
+                format!("{named:?} is not \"gateway\" or PRODUCT/DEVICE"),
+            )
+        })?;
+        let id = DeviceId::new(pid, dn).map_err(|e| self.invalid(field, e))?;
+        if let Some(g) = plan.gateways.iter().find(|g| g.id == id) {
+            if g.run != GatewayRun::Raw {
+                return Err(self.invalid(
+                    field,
+                    format!(
+                        "{id} is run by the scenario, and a raw client with its client id would \
+                         take over its session: give it run = {{ kind = \"raw\" }}"
+                    ),
+                ));
+            }
+            return Ok((id, g.secret.clone()));
+        }
+        match plan.subdevice(&id) {
+            Some(s) => Ok((id, s.secret.clone())),
+            None => Err(self.invalid(field, format!("no device {id} in the fleet"))),
+        }
     }
 
     fn cancel(&self, i: usize, task: u64, plan: &Plan) -> Res<Step> {

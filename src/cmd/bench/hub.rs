@@ -98,6 +98,8 @@ async fn start_hub(dir: &std::path::Path, args: &Args) -> anyhow::Result<HubProc
             "0",
             "--api-port",
             "0",
+            "--tls-port",
+            "off",
         ])
         .arg("--fleet")
         .arg(&fleet)

@@ -1,10 +1,12 @@
 //! The fleet file of `otasim hub --fleet`, in the vocabulary scenario files and `subdevs.toml`
 //! share: `[[gateways]]`, `[[subdevices]]` (with `version`, `secret`, `gateway`, `bound` and
-//! the gateway's `burner`), `[[firmware]]`. Read raw with unknown keys refused, then
+//! the gateway's `burner`), `[[firmware]]`; and the hub's own `[[topic]]` (custom product
+//! topics) and `[[api_key]]`. Read raw with unknown keys refused, then
 //! validated into a [`Fleet`]; errors name the table and field. The older `[[gateway]]` and
 //! `[[subdevice]]` still parse, with a warning.
 
 use anyhow::Context as _;
+use fake_hub::TopicAccess;
 use otasim_protocol::DeviceId;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,18 @@ struct FleetFile {
     /// SecretId/SecretKey pairs the Cloud API accepts.
     #[serde(default)]
     api_key: Vec<FleetApiKey>,
+    /// Custom product topics and the permission devices get on them.
+    #[serde(default)]
+    topic: Vec<FleetTopic>,
+}
+
+/// A custom product topic, as the Hub console declares one: `{pid}/${deviceName}/NAME`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetTopic {
+    product_id: String,
+    topic: toml::Spanned<String>,
+    permission: toml::Spanned<String>,
 }
 
 /// A SecretId/SecretKey pair the Cloud API accepts.
@@ -85,6 +99,60 @@ pub(super) struct Fleet {
     pub(super) deprecations: Vec<String>,
     /// The Cloud API's SecretId/SecretKey pairs.
     pub(super) api_keys: fake_hub::api::cloud::CloudKeys,
+    /// Custom product topics: product, the name under `{pid}/{dn}/`, permission.
+    pub(super) topics: Vec<ProductTopic>,
+}
+
+/// A custom product topic: product, the name under `{pid}/{dn}/`, the permission.
+pub(super) type ProductTopic = (String, String, TopicAccess);
+
+/// The 1-based line of byte `at` in `text`.
+fn line_at(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Checks a `[[topic]]` table: a known permission, and a topic the Hub would accept for the
+/// product (`{pid}/${deviceName}/` and then non-empty levels without wildcards, not the three
+/// the Hub defines itself). Errors name the table and the line.
+fn product_topic(at: &str, t: &FleetTopic, text: &str) -> anyhow::Result<ProductTopic> {
+    let line = |s: &toml::Spanned<String>| line_at(text, s.span().start);
+    DeviceId::new(&t.product_id, "x").with_context(|| format!("{at}.product_id"))?;
+    let access = match t.permission.get_ref().as_str() {
+        "pub" => TopicAccess::Publish,
+        "sub" => TopicAccess::Subscribe,
+        "pub_sub" => TopicAccess::PublishSubscribe,
+        other => anyhow::bail!(
+            "{at}.permission (line {}): {other:?} is not a permission; write \"pub\", \"sub\" \
+             or \"pub_sub\"",
+            line(&t.permission)
+        ),
+    };
+    let topic = t.topic.get_ref();
+    let prefix = format!("{}/${{deviceName}}/", t.product_id);
+    let name = topic.strip_prefix(&prefix).with_context(|| {
+        format!(
+            "{at}.topic (line {}): {topic:?} is not under {prefix:?} (a product topic is \
+             `PRODUCT_ID/${{deviceName}}/NAME`, each device getting its own)",
+            line(&t.topic)
+        )
+    })?;
+    let levels_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .split('/')
+            .all(|l| !l.is_empty() && !l.contains(['+', '#']));
+    anyhow::ensure!(
+        levels_ok && !["control", "data", "event"].contains(&name),
+        "{at}.topic (line {}): {name:?} after {prefix:?} must be 1 to 64 characters of \
+         non-empty levels without wildcards, and not control, data or event (the Hub defines \
+         those)",
+        line(&t.topic)
+    );
+    Ok((t.product_id.clone(), name.to_owned(), access))
 }
 
 fn device_id(at: &str, product_id: &str, device_name: &str) -> anyhow::Result<DeviceId> {
@@ -100,7 +168,7 @@ fn check_secret(at: &str, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
+fn validate(file: FleetFile, dir: &Path, text: &str) -> anyhow::Result<Fleet> {
     let mut fleet = Fleet::default();
     if !file.gateway.is_empty() {
         fleet
@@ -166,6 +234,19 @@ fn validate(file: FleetFile, dir: &Path) -> anyhow::Result<Fleet> {
         );
         fleet.api_keys.add(&k.secret_id, &k.secret_key);
     }
+    for (at, t) in labelled("topic", file.topic) {
+        let topic = product_topic(&at, &t, text)?;
+        anyhow::ensure!(
+            !fleet
+                .topics
+                .iter()
+                .any(|(p, n, _)| (p, n) == (&topic.0, &topic.1)),
+            "{at}.topic (line {}): {} is declared twice",
+            line_at(text, t.topic.span().start),
+            t.topic.get_ref()
+        );
+        fleet.topics.push(topic);
+    }
     for f in file.firmware {
         fleet
             .firmware
@@ -184,7 +265,7 @@ fn labelled<T>(table: &'static str, items: Vec<T>) -> impl Iterator<Item = (Stri
 /// Parses a fleet file's text; `dir` is where its firmware `file`s are relative to.
 pub(super) fn parse_fleet(text: &str, dir: &Path) -> anyhow::Result<Fleet> {
     let file: FleetFile = toml::from_str(text)?;
-    validate(file, dir)
+    validate(file, dir, text)
 }
 
 /// Reads and validates a fleet file; every error names the file.
@@ -270,5 +351,114 @@ mod tests {
             format!("{err:#}").starts_with("subdevices[0].gateway: JR1WOKB7Q7/gw_deng9"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn custom_topics_carry_their_permission_and_errors_name_the_line() {
+        let fleet = parse_fleet(
+            "[[topic]]\nproduct_id = \"E69UADXUYY\"\ntopic = \"E69UADXUYY/${deviceName}/status\"\n\
+             permission = \"pub_sub\"\n\
+             [[topic]]\nproduct_id = \"E69UADXUYY\"\n\
+             topic = \"E69UADXUYY/${deviceName}/cmd/in\"\npermission = \"sub\"\n\
+             [[topic]]\nproduct_id = \"YI7XCD5DRH\"\ntopic = \"YI7XCD5DRH/${deviceName}/up\"\n\
+             permission = \"pub\"\n",
+            Path::new("."),
+        )
+        .expect("three topics");
+        assert_eq!(
+            fleet.topics,
+            [
+                (
+                    "E69UADXUYY".into(),
+                    "status".into(),
+                    TopicAccess::PublishSubscribe
+                ),
+                ("E69UADXUYY".into(), "cmd/in".into(), TopicAccess::Subscribe),
+                ("YI7XCD5DRH".into(), "up".into(), TopicAccess::Publish),
+            ]
+        );
+        let head = "[[gateways]]\nproduct_id = \"JR1WOKB7Q7\"\ndevice_name = \"g\"\nsecret = \"s\"\n\
+                    [[topic]]\nproduct_id = \"E69UADXUYY\"\n";
+        let cases = [
+            (
+                "topic = \"E69UADXUYY/${deviceName}/status\"\npermission = \"publish\"\n",
+                "topic[0].permission (line 8): \"publish\" is not a permission",
+            ),
+            (
+                "topic = \"YI7XCD5DRH/${deviceName}/status\"\npermission = \"pub\"\n",
+                "topic[0].topic (line 7): \"YI7XCD5DRH/${deviceName}/status\" is not under",
+            ),
+            (
+                "topic = \"E69UADXUYY/light1/status\"\npermission = \"pub\"\n",
+                "topic[0].topic (line 7)",
+            ),
+            (
+                "topic = \"E69UADXUYY/${deviceName}/a/+\"\npermission = \"pub\"\n",
+                "topic[0].topic (line 7): \"a/+\"",
+            ),
+            (
+                "topic = \"E69UADXUYY/${deviceName}/data\"\npermission = \"pub\"\n",
+                "not control, data or event",
+            ),
+            (
+                "topic = \"E69UADXUYY/${deviceName}/\"\npermission = \"pub\"\n",
+                "topic[0].topic (line 7)",
+            ),
+            (
+                "topic = \"E69UADXUYY/${deviceName}/s\"\npermission = \"pub\"\n\
+                 [[topic]]\nproduct_id = \"E69UADXUYY\"\n\
+                 topic = \"E69UADXUYY/${deviceName}/s\"\npermission = \"sub\"\n",
+                "topic[1].topic (line 11): E69UADXUYY/${deviceName}/s is declared twice",
+            ),
+            ("permission = \"pub\"\n", "missing field `topic`"),
+            (
+                "topic = \"E69UADXUYY/${deviceName}/s\"\npermission = \"pub\"\nqos = 1\n",
+                "qos",
+            ),
+        ];
+        for (rest, needle) in cases {
+            let err = parse_fleet(&format!("{head}{rest}"), Path::new("."))
+                .expect_err(rest)
+                .to_string();
+            assert!(err.contains(needle), "{rest}: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod topic_props {
+    use super::parse_fleet;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    proptest! {
+        /// Whatever a `[[topic]]` holds, the fleet is read or refused naming the table, the
+        /// field and the line; what is accepted is under the product and free of wildcards.
+        #[test]
+        fn any_topic_table_is_accepted_or_refused_naming_its_line(
+            pid in "[A-Z0-9]{0,12}", under in "(\\$\\{deviceName\\}|[a-z]{0,3})",
+            name in "[a-z/+#]{0,70}", permission in "(pub|sub|pub_sub|[a-z_]{0,8})",
+        ) {
+            let mut t = toml::Table::new();
+            t.insert("product_id".into(), pid.clone().into());
+            t.insert("topic".into(), format!("{pid}/{under}/{name}").into());
+            t.insert("permission".into(), permission.into());
+            let mut root = toml::Table::new();
+            root.insert("topic".into(), toml::Value::Array(vec![t.into()]));
+            let text = toml::to_string(&root).expect("a table serializes");
+            match parse_fleet(&text, Path::new(".")) {
+                Ok(fleet) => {
+                    let (p, n, _) = &fleet.topics[0];
+                    prop_assert_eq!(p, &pid);
+                    prop_assert_eq!(n, &name);
+                    prop_assert!(!n.contains(['+', '#']) && !n.split('/').any(str::is_empty));
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    prop_assert!(e.starts_with("topic[0]"), "{}", e);
+                    prop_assert!(e.contains("product_id") || e.contains("(line "), "{}", e);
+                }
+            }
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! The soak test: a normal update runs to success on the real `otasim hub` while hostile
 //! clients do every attack of the hardening issue at once (forged wills, floods of CONNECTs
 //! with 16 KB client ids and with one client id, wildcard publishes, poisonous task options,
-//! cross-site writes and rebound Host names, event readers that never read, replayed binds).
-//! Bounded in count; loopback only. Afterwards the hub's RSS is under a stated bound and every
-//! listener answers within a second.
+//! cross-site writes and rebound Host names, event readers that never read, replayed binds,
+//! idle sockets on the MQTT port that send 0 or 1 byte, and COS abuse on the hub's COS port:
+//! 60 KB paths, Range tricks on a real signed URL, slowloris headers). Bounded in count and
+//! time; loopback only. Afterwards the idle sockets were closed by the hub, its RSS is under a
+//! stated bound, and every listener answers within a second.
 
 use super::wire::{Connect, Raw, Will, credentials, publish_packet};
 use super::{request, rss_kib};
@@ -110,6 +112,137 @@ async fn hostile_api(api: SocketAddr) {
     }
 }
 
+/// How many idle sockets the soak opens on the MQTT port: half send nothing, half one byte.
+const IDLE_SOCKETS: usize = 400;
+/// The hub's CONNECT deadline (`HubConfig::connect_deadline`'s default) and some slack.
+const IDLE_CLOSED_WITHIN: Duration = Duration::from_secs(10 + 10);
+
+/// Sockets that connect to the MQTT port and send 0 or 1 byte of a CONNECT, then wait.
+async fn idle_sockets(mqtt: SocketAddr) -> Vec<tokio::net::TcpStream> {
+    let mut out = Vec::new();
+    for i in 0..IDLE_SOCKETS {
+        let mut tcp = tokio::net::TcpStream::connect(mqtt)
+            .await
+            .expect("an idle socket connects");
+        if i % 2 == 1 {
+            tcp.write_all(&[0x10]).await.expect("one byte of a CONNECT");
+        }
+        out.push(tcp);
+    }
+    out
+}
+
+/// Every idle socket is closed by the hub: reading gives the end (or a reset), not a timeout.
+async fn closed_by_the_hub(sockets: Vec<tokio::net::TcpStream>, opened: tokio::time::Instant) {
+    use tokio::io::AsyncReadExt;
+    let deadline = opened + IDLE_CLOSED_WITHIN;
+    for (i, mut tcp) in sockets.into_iter().enumerate() {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout_at(deadline, tcp.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "idle socket {i} still open {IDLE_CLOSED_WITHIN:?} after it connected: {read:?}"
+        );
+    }
+}
+
+/// Slowloris on COS: headers a byte at a time, never finished. Each connection must be closed
+/// by COS's header deadline (10 s) while the byte-a-second drip goes on; bounded at 20 s.
+async fn slowloris(cos: SocketAddr, n: usize) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        tasks.spawn(async move {
+            let mut tcp = tokio::net::TcpStream::connect(cos)
+                .await
+                .expect("connect to COS");
+            tcp.write_all(b"GET /E69UADXUYY_V2 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .await
+                .expect("the start of a header");
+            for _ in 0..20 {
+                // The attack's own pace, not a wait for anything.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if tcp.write_all(b"a").await.is_err() {
+                    return true;
+                }
+            }
+            false
+        });
+    }
+    while let Some(closed) = tasks.join_next().await {
+        assert!(
+            closed.expect("a slowloris client"),
+            "COS kept a slowloris header open 20 s"
+        );
+    }
+}
+
+/// COS abuse on the hub's COS port: huge paths with a Range, then Range tricks on the real
+/// signed URL of the normal update's command, each answered (never a 5xx, never a hang).
+async fn cos_abuse(cos: SocketAddr, url: tokio::sync::oneshot::Receiver<String>) {
+    let huge = format!("/{}", "a".repeat(60_000));
+    for _ in 0..300 {
+        let a = request(
+            cos,
+            "GET",
+            &huge,
+            &[("Host", "127.0.0.1"), ("Range", "bytes=0-")],
+            b"",
+        )
+        .await;
+        assert!((400..500).contains(&a.status), "60 KB path: {}", a.status);
+    }
+    let Ok(url) = url.await else { return };
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+        .expect("a signed URL with a path");
+    let many = vec!["0-0"; 2000].join(",");
+    let tricks = [
+        "bytes=0-99".to_owned(),
+        "bytes=-0".to_owned(),
+        "bytes=4999-0".to_owned(),
+        "bytes=99999999999999999999999-".to_owned(),
+        "bytes=18446744073709551615-18446744073709551615".to_owned(),
+        "bytes=-18446744073709551615".to_owned(),
+        "bytes=5000-".to_owned(),
+        "bytes=0-1,2-3".to_owned(),
+        format!("bytes={many}"),
+        "items=0-1".to_owned(),
+        "bytes=\u{0}".to_owned(),
+    ];
+    for _ in 0..20 {
+        for t in &tricks {
+            let a = request(
+                cos,
+                "GET",
+                &path,
+                &[("Host", "127.0.0.1"), ("Range", t)],
+                b"",
+            )
+            .await;
+            assert!(
+                matches!(a.status, 200 | 206 | 400 | 416),
+                "Range {:.60}: {}",
+                t,
+                a.status
+            );
+        }
+    }
+    let a = request(
+        cos,
+        "GET",
+        &path,
+        &[("Host", "127.0.0.1"), ("Range", "bytes=0-99")],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body.len()),
+        (206, 100),
+        "a plain Range still works"
+    );
+}
+
 /// Event streams that are never read (kept open until the soak ends).
 async fn never_reading(api: SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
     let mut out = Vec::new();
@@ -124,8 +257,13 @@ async fn never_reading(api: SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> 
     out
 }
 
-/// The normal update: light1 goes from 0.1 to V2 through the gateway, and its task succeeds.
-async fn normal_update(mqtt: SocketAddr, api: SocketAddr) {
+/// The normal update: light1 goes from 0.1 to V2 through the gateway, and its task succeeds;
+/// the command's signed URL goes to `url`.
+async fn normal_update(
+    mqtt: SocketAddr,
+    api: SocketAddr,
+    url: tokio::sync::oneshot::Sender<String>,
+) {
     let (status, fw) = http(
         api,
         "POST",
@@ -163,6 +301,7 @@ async fn normal_update(mqtt: SocketAddr, api: SocketAddr) {
         cmd["md5sum"], fw["md5"],
         "the real command, not a forged one"
     );
+    let _ = url.send(cmd["url"].as_str().expect("a URL").to_owned());
     for state in ["burning", "done"] {
         gw.send(report, json!({"type":"report_progress","report":{"progress":{"state":state,"result_code":"0","result_msg":""},"version":"V2"}})).await;
     }
@@ -196,15 +335,21 @@ async fn normal_update_succeeds_while_every_attack_runs_and_the_hub_stays_bounde
     assert_eq!(status, 201, "{answer}");
     let before = rss_kib(pid);
     let readers = never_reading(hub.api, 8).await;
+    let idle_opened = tokio::time::Instant::now();
+    let idle = idle_sockets(hub.mqtt).await;
+    let (url_tx, url_rx) = tokio::sync::oneshot::channel();
     let attacks = [
         tokio::spawn(hostile_mqtt(hub.mqtt)),
         tokio::spawn(wildcard_publishers(hub.mqtt)),
         tokio::spawn(hostile_api(hub.api)),
+        tokio::spawn(cos_abuse(hub.cos, url_rx)),
+        tokio::spawn(slowloris(hub.cos, 40)),
     ];
-    normal_update(hub.mqtt, hub.api).await;
+    normal_update(hub.mqtt, hub.api, url_tx).await;
     for a in attacks {
         a.await.expect("an attack ran to its end");
     }
+    closed_by_the_hub(idle, idle_opened).await;
     let after = rss_kib(pid);
     eprintln!(
         "soak: hub RSS {before} KiB before, {after} KiB after (bound: +{RSS_GROWTH_BOUND_KIB} KiB)"
