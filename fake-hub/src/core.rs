@@ -115,6 +115,10 @@ pub(crate) struct Effects {
 }
 
 impl Effects {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty() && !self.wake && !self.bump
+    }
+
     pub(crate) fn record(
         &mut self,
         direction: Direction,
@@ -218,6 +222,10 @@ pub(crate) struct HubCore {
     pub(crate) ca: Option<HubCa>,
     /// The latest firmware URL signed for each device, to name the device of a COS request.
     pub(crate) issued: crate::http::Issued,
+    /// Effects of steps that released the state lock, in the order they were decided.
+    pending: Mutex<std::collections::VecDeque<Effects>>,
+    /// Held while carrying out effects, so they go out one step at a time, in order.
+    draining: Mutex<()>,
     /// Without a broker (unit tests of the rules), what the hub would have published.
     #[cfg(test)]
     pub(crate) published: Mutex<Vec<(String, Vec<u8>)>>,
@@ -253,8 +261,29 @@ impl Drop for Step<'_> {
             return;
         };
         let effects = std::mem::take(&mut guard.out);
+        if effects.is_empty() {
+            return;
+        }
+        // Queued while the state is still held, so effects are carried out in the order the
+        // steps decided them; carried out once it is released.
+        lock_or_recover(&self.core.pending).push_back(effects);
         drop(guard);
-        self.core.apply(effects);
+        self.core.drain();
+    }
+}
+
+thread_local! {
+    /// This thread is carrying out effects: a step it takes meanwhile (a correction after a
+    /// store refused to sign) queues its own, and the loop already running does them.
+    static DRAINING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Clears [`DRAINING`] however the drain ends.
+struct Draining;
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        DRAINING.with(|d| d.set(false));
     }
 }
 
@@ -289,6 +318,8 @@ impl HubCore {
             wake: Notify::new(),
             ca,
             issued: crate::http::Issued::default(),
+            pending: Mutex::default(),
+            draining: Mutex::default(),
             #[cfg(test)]
             published: Mutex::default(),
         }
@@ -307,9 +338,47 @@ impl HubCore {
         }
     }
 
-    /// The transcript, for reading (entries are added only by [`HubCore::apply`]).
+    /// The transcript, for reading: the effects of every step already decided are recorded
+    /// first, so what a reader saw in the state is in the transcript too.
     pub(crate) fn transcript(&self) -> MutexGuard<'_, crate::transcript::Ring> {
+        self.drain();
         lock_or_recover(&self.transcript)
+    }
+
+    /// Queues effects decided without the state lock (a record of an event that changes no
+    /// state) behind those already decided, and carries them out.
+    pub(crate) fn emit(&self, effects: Effects) {
+        lock_or_recover(&self.pending).push_back(effects);
+        self.drain();
+    }
+
+    /// Records an event that decides nothing, in order with the steps' effects.
+    pub(crate) fn emit_record(
+        &self,
+        direction: Direction,
+        client_id: &str,
+        topic: &str,
+        payload: String,
+    ) {
+        let mut effects = Effects::default();
+        effects.record(direction, client_id, topic, payload);
+        self.emit(effects);
+    }
+
+    /// Carries out queued effects in order, one drainer at a time; returns once the queue
+    /// was empty (so this caller's own effects are done, by it or by the drainer before it).
+    fn drain(&self) {
+        if DRAINING.with(std::cell::Cell::get) {
+            return;
+        }
+        let _turn = lock_or_recover(&self.draining);
+        DRAINING.with(|d| d.set(true));
+        let _reset = Draining;
+        loop {
+            let next = lock_or_recover(&self.pending).pop_front();
+            let Some(effects) = next else { break };
+            self.apply(effects);
+        }
     }
 
     pub(crate) fn store(&self) -> &dyn FirmwareStore {
@@ -342,7 +411,7 @@ impl HubCore {
     }
 
     /// Does what a step left to do, outside the state lock.
-    pub(crate) fn apply(&self, effects: Effects) {
+    fn apply(&self, effects: Effects) {
         let Effects { items, wake, bump } = effects;
         for out in items {
             match out {
@@ -371,14 +440,9 @@ impl HubCore {
         }
     }
 
-    /// Appends to the transcript now (outside the state lock), tells live readers and waiters.
-    pub(crate) fn record_now(
-        &self,
-        direction: Direction,
-        client_id: &str,
-        topic: &str,
-        payload: String,
-    ) {
+    /// Appends to the transcript now (only while carrying out effects, in their order), tells
+    /// live readers and waiters.
+    fn record_now(&self, direction: Direction, client_id: &str, topic: &str, payload: String) {
         use crate::transcript::{
             MAX_CLIENT_ID_BYTES, MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES, truncated,
         };
@@ -393,7 +457,7 @@ impl HubCore {
             payload
         };
         let entry = {
-            let mut transcript = self.transcript();
+            let mut transcript = lock_or_recover(&self.transcript);
             // The time is read under the transcript's lock, so times never go back along seqs.
             let at = self.elapsed();
             transcript

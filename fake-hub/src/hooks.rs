@@ -82,7 +82,7 @@ impl BrokerHooks for HubCore {
 
     fn on_transport_event(&self, who: &str, name: &str, detail: &str) {
         // Only a record: no decision, so no state lock.
-        self.record_now(Direction::Event, who, name, detail.to_owned());
+        self.emit_record(Direction::Event, who, name, detail.to_owned());
     }
 
     fn connack_hold(&self, client_id: &str) -> Option<Hold> {
@@ -151,7 +151,7 @@ impl BrokerHooks for HubCore {
 
     fn on_publish_refused(&self, client_id: &str, topic: &str, payload: &[u8]) {
         let text = String::from_utf8_lossy(payload).into_owned();
-        self.record_now(Direction::Refused, client_id, topic, text);
+        self.emit_record(Direction::Refused, client_id, topic, text);
     }
 
     fn on_connected(&self, client_id: &str) {
@@ -166,7 +166,7 @@ impl BrokerHooks for HubCore {
     }
 
     fn on_protocol_violation(&self, client_id: &str, detail: &str) {
-        self.record_now(
+        self.emit_record(
             Direction::Event,
             client_id,
             "protocol violation",
@@ -181,7 +181,7 @@ impl BrokerHooks for HubCore {
             return false;
         }
         let detail = format!("{topic} ({} bytes)", payload.len());
-        self.record_now(Direction::Event, client_id, "will", detail);
+        self.emit_record(Direction::Event, client_id, "will", detail);
         // Delivered like any publish of the client's, so the hub acts on it as on one.
         self.on_publish(client_id, topic, payload, 0);
         true
