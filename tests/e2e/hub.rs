@@ -338,4 +338,5 @@ async fn fleet_file_errors_name_the_field_and_the_command_fails() {
 }
 
 mod api;
+mod fleet;
 mod world;
