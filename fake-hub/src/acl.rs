@@ -116,6 +116,44 @@ fn plain(level: &str) -> bool {
     !level.is_empty() && !level.contains(['+', '#'])
 }
 
+/// Products' custom topics.
+impl crate::Hub {
+    /// Declares a custom topic `{pid}/{dn}/{name}` for every device of `product_id`, with the
+    /// permission devices get on it (the Hub console's product topics).
+    pub fn add_product_topic(
+        &self,
+        product_id: &str,
+        name: &str,
+        access: crate::TopicAccess,
+    ) -> Result<(), crate::HubError> {
+        otasim_protocol::DeviceId::new(product_id, "x").map_err(|e| crate::HubError::Invalid {
+            field: "product_id",
+            reason: e.to_string(),
+        })?;
+        let levels_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .split('/')
+                .all(|l| !l.is_empty() && !l.contains(['+', '#']));
+        if !levels_ok || ["control", "data", "event"].contains(&name) {
+            return Err(crate::HubError::Invalid {
+                field: "topic",
+                reason: format!(
+                    "{name:?}: 1 to 64 characters of non-empty levels without wildcards, \
+                     and not control, data or event (the Hub defines those)"
+                ),
+            });
+        }
+        self.core.lock().custom_topics.add(product_id, name, access);
+        Ok(())
+    }
+
+    /// The declared custom topics: product, name, permission.
+    pub fn product_topics(&self) -> Vec<(String, String, crate::TopicAccess)> {
+        self.core.lock().custom_topics.list()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

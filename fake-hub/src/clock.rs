@@ -72,6 +72,35 @@ impl HubClock {
     }
 }
 
+/// The hub's clocks, as tests move them.
+impl crate::Hub {
+    /// Moves the hub's clocks forward: credentials and bind timestamps are judged, and task
+    /// timers fire, as if `by` had passed.
+    pub fn advance_clock(&self, by: Duration) {
+        self.core.clock.advance(by);
+        self.core
+            .store()
+            .set_clock_offset_ms(self.core.clock.wall_offset_ms());
+        self.core.wake.notify_one();
+    }
+
+    /// Sets the hub's wall clock offset from real time, in milliseconds (negative is earlier).
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        self.core.clock.set_wall_offset_ms(offset_ms);
+        self.core.store().set_clock_offset_ms(offset_ms);
+    }
+
+    /// The hub's wall clock offset from real time, in milliseconds.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.core.clock.wall_offset_ms()
+    }
+
+    /// The hub's wall clock, in Unix milliseconds.
+    pub fn now_unix_ms(&self) -> i64 {
+        self.core.clock.now_unix_ms()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

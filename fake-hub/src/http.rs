@@ -147,8 +147,8 @@ impl HubCore {
             request,
         };
         let payload = serde_json::to_string(&record).expect("an HTTP record always serializes");
-        let mut state = self.lock();
-        self.record(&mut state, Direction::Http, &client_id, &topic, payload);
+        // A record only: no state to decide on, so no state lock.
+        self.emit_record(Direction::Http, &client_id, &topic, payload);
     }
 }
 

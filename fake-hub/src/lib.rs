@@ -18,22 +18,20 @@ mod broker;
 mod clock;
 mod core;
 mod faults;
+mod hooks;
 mod http;
 mod hub_cos;
-mod hub_hooks;
-mod hub_more;
 mod ota;
 mod registry;
 mod services;
 mod store;
 mod strict;
 mod tasks;
-mod tasks_options;
-mod tasks_push;
-mod tasks_run;
 mod tls;
 mod topology;
 mod transcript;
+#[cfg(test)]
+mod unit;
 
 pub use acl::TopicAccess;
 pub use faults::{FaultId, Fires, HubFaultAction, HubFaultRule, InstalledFault, Milestone};
@@ -187,6 +185,18 @@ pub struct DeviceStatus {
     pub update: Option<DeviceUpdate>,
 }
 
+fn device_status(state: &core::State, rec: &DeviceRecord) -> Option<DeviceStatus> {
+    Some(DeviceStatus {
+        device: rec.id.clone(),
+        kind: rec.kind,
+        bound_to: rec.bound_to.clone(),
+        online: rec.online,
+        enabled: rec.enabled,
+        version: rec.version.clone(),
+        update: state.updates.get(&rec.id).cloned(),
+    })
+}
+
 /// A running fake hub.
 pub struct Hub {
     core: Arc<HubCore>,
@@ -226,7 +236,7 @@ impl Hub {
             max_connections: config.max_connections_per_listener,
         };
         let core = Arc::new(HubCore::new(store, config.url_validity, config.strict, ca));
-        core.lock().transcript = transcript::Ring::new(config.transcript_limits);
+        *core.transcript() = transcript::Ring::new(config.transcript_limits);
         let broker = Broker::start(
             BrokerConfig {
                 mqtt_addr: config.mqtt_addr,
@@ -247,7 +257,7 @@ impl Hub {
         core.attach(broker.handle());
         core.store()
             .attach(http::RequestSink::new(Arc::downgrade(&core)));
-        core.spawn(tasks_run::run(Arc::clone(&core)));
+        core.spawn(tasks::schedule::run(Arc::clone(&core)));
         Ok(Hub { core, broker })
     }
 
@@ -319,74 +329,67 @@ impl Hub {
     /// Devices with a pending update under another task are skipped and listed in the task
     /// (see [`Hub::create_task`] to override them).
     pub fn push(&self, request: PushRequest) -> Result<u64, HubError> {
-        tasks_push::push(&self.core, request.into())
+        tasks::create::push(&self.core, request.into())
     }
 
     /// A device's state.
     pub fn device(&self, id: &DeviceId) -> Option<DeviceStatus> {
         let state = self.core.lock();
-        let rec = state.registry.get(id)?;
-        Some(DeviceStatus {
-            device: rec.id.clone(),
-            kind: rec.kind,
-            bound_to: rec.bound_to.clone(),
-            online: rec.online,
-            enabled: rec.enabled,
-            version: rec.version.clone(),
-            update: state.updates.get(id).cloned(),
-        })
+        device_status(&state, state.registry.get(id)?)
     }
 
-    /// Every device's state, ordered by id.
+    /// Every device's state, ordered by id: one snapshot, taken under one lock.
     pub fn devices(&self) -> Vec<DeviceStatus> {
-        let ids: Vec<DeviceId> = self
-            .core
-            .lock()
+        let state = self.core.lock();
+        state
             .registry
             .devices()
-            .map(|d| d.id.clone())
-            .collect();
-        ids.iter().filter_map(|id| self.device(id)).collect()
+            .filter_map(|rec| device_status(&state, rec))
+            .collect()
     }
 
-    /// Every task, oldest first.
+    /// Every task, oldest first: one snapshot, taken under one lock.
     pub fn tasks(&self) -> Vec<TaskStatus> {
-        let ids: Vec<u64> = self.core.lock().tasks.keys().copied().collect::<Vec<_>>();
-        ids.into_iter().filter_map(|id| self.task(id)).collect()
+        let state = self.core.lock();
+        state
+            .tasks
+            .keys()
+            .filter_map(|id| tasks::create::status_of(&state, *id))
+            .collect()
     }
 
     /// A task and its devices.
     pub fn task(&self, id: u64) -> Option<TaskStatus> {
-        tasks_push::status(&self.core, id)
+        tasks::create::status_of(&self.core.lock(), id)
     }
 
     /// The transcript as kept: every entry unless more were recorded than
     /// [`HubConfig::transcript_limits`] keeps, then the newest. Seqs count from 0 over the
     /// hub's whole life, so `seq` of the first entry says how many were dropped.
     pub fn transcript(&self) -> Vec<TranscriptEntry> {
-        self.core.lock().transcript.all()
+        self.core.transcript().all()
     }
 
     /// Up to `limit` kept entries with `seq >= since`, oldest first: a page of the transcript
     /// that copies only what it returns.
     pub fn transcript_since(&self, since: u64, limit: usize) -> Vec<TranscriptEntry> {
-        self.core.lock().transcript.page(since, limit, |_| true)
+        self.core.transcript().page(since, limit, |_| true)
     }
 
-    /// A page as [`Hub::transcript_since`], of the entries `keep` accepts (run under the lock:
-    /// keep it cheap).
+    /// A page as [`Hub::transcript_since`], of the entries `keep` accepts (run under the
+    /// transcript's lock: keep it cheap).
     pub(crate) fn transcript_page(
         &self,
         since: u64,
         limit: usize,
         keep: impl FnMut(&TranscriptEntry) -> bool,
     ) -> Vec<TranscriptEntry> {
-        self.core.lock().transcript.page(since, limit, keep)
+        self.core.transcript().page(since, limit, keep)
     }
 
     /// The seq the next transcript entry will get (how many were ever recorded).
     pub fn transcript_next_seq(&self) -> u64 {
-        self.core.lock().transcript.next_seq()
+        self.core.transcript().next_seq()
     }
 
     /// Transcript entries as they happen.

@@ -1,7 +1,7 @@
 //! OTA on the Hub: `report_version` and `report_progress` from devices, `report_version_rsp`
 //! and `update_firmware` to them.
 
-use crate::core::{HubCore, State};
+use crate::core::{HubCore, Out, State, UpdateFirmwareOut};
 use crate::faults::{HubFaultAction, Point};
 use crate::tasks::Effect;
 use otasim_protocol::{
@@ -97,8 +97,8 @@ impl HubCore {
         self.send(state, &Topic::OtaUpdate(device.clone()), rsp.encode(), 1);
     }
 
-    /// Applies an event to the device's current update, sends what it asks for, and fires the
-    /// task-state milestone when its state changes.
+    /// Applies an event to the device's current update, sends what it asks for, moves its
+    /// timer, and fires the task-state milestone when its state changes.
     pub(crate) fn update_event(
         &self,
         state: &mut State,
@@ -108,14 +108,14 @@ impl HubCore {
         let Some(u) = state.updates.get_mut(device) else {
             return Effect::None;
         };
-        let before = u.state.label();
+        let (before, due_before) = (u.state.label(), u.wake_at);
         let effect = event(u);
-        let (after, task_id) = (u.state.label(), u.task_id);
+        let (after, task_id, due_after) = (u.state.label(), u.task_id, u.wake_at);
+        state.set_timer(device, due_before, due_after);
         if effect == Effect::Send {
             self.send_update(state, device);
         }
         if after != before {
-            self.wake.notify_one();
             self.on_task_state(state, device, task_id, after);
         }
         effect
@@ -139,7 +139,8 @@ impl HubCore {
     }
 
     /// Sends `update_firmware` for the device's current update with a freshly signed URL, if the
-    /// device is online (an offline device gets it when it reports its version).
+    /// device is online (an offline device gets it when it reports its version). The URL is
+    /// signed when the step ends, outside the lock (see [`HubCore::send_update_now`]).
     pub(crate) fn send_update(&self, state: &mut State, device: &DeviceId) {
         let Some(update) = state.updates.get(device) else {
             return;
@@ -155,41 +156,68 @@ impl HubCore {
         else {
             return warn!(%device, version = %target, "firmware vanished from the registry");
         };
-        let url = match self.store().signed_url(&fw.object, self.url_validity) {
-            Ok(url) => {
-                self.issued.note(device, &fw.object);
-                url
-            }
-            Err(e) => {
-                return warn!(%device, object = %fw.object, error = %e, "cannot sign a firmware url");
-            }
-        };
-        let mut cmd = UpdateFirmware {
-            file_size: i64::try_from(fw.size_bytes).unwrap_or(i64::MAX),
-            md5sum: fw.md5.clone(),
-            url,
-            version: fw.version.clone(),
+        let mut out = UpdateFirmwareOut {
+            device: device.clone(),
+            object: fw.object.clone(),
+            command: UpdateFirmware {
+                file_size: i64::try_from(fw.size_bytes).unwrap_or(i64::MAX),
+                md5sum: fw.md5.clone(),
+                url: String::new(),
+                version: fw.version.clone(),
+            },
+            url: None,
+            raw: None,
+            copies: 1,
         };
         let client = device.client_id();
-        let mut copies = 1;
-        let mut raw = None;
         match self.fire(state, &client, Point::UpdateFirmware { device }) {
-            Some(HubFaultAction::RawUpdate { payload }) => raw = Some(payload.into_bytes()),
-            Some(HubFaultAction::DuplicateUpdate) => copies = 2,
+            Some(HubFaultAction::RawUpdate { payload }) => out.raw = Some(payload.into_bytes()),
+            Some(HubFaultAction::DuplicateUpdate) => out.copies = 2,
             Some(HubFaultAction::WrongMd5 { md5 }) => {
-                cmd.md5sum = md5.unwrap_or_else(|| flip_hex(&cmd.md5sum));
+                out.command.md5sum = md5.unwrap_or_else(|| flip_hex(&out.command.md5sum));
             }
-            Some(HubFaultAction::WrongSize { file_size }) => cmd.file_size = file_size,
-            Some(HubFaultAction::WrongUrl { url }) => cmd.url = url,
+            Some(HubFaultAction::WrongSize { file_size }) => out.command.file_size = file_size,
+            Some(HubFaultAction::WrongUrl { url }) => out.url = Some(url),
             Some(other) => self.act(state, &client, other),
             None => {}
         }
-        let payload = raw.unwrap_or_else(|| HubOtaMessage::UpdateFirmware(cmd).encode());
-        for _ in 0..copies {
-            if let Some(u) = state.updates.get_mut(device) {
+        if let Some(u) = state.updates.get_mut(device) {
+            for _ in 0..out.copies {
                 u.sent();
             }
-            self.send(state, &Topic::OtaUpdate(device.clone()), payload.clone(), 1);
+        }
+        state.out.items.push(Out::UpdateFirmware(out));
+    }
+
+    /// Signs the URL (outside the state lock), then records and publishes the command. A
+    /// store that cannot sign leaves the command unsent, and its count is taken back.
+    pub(crate) fn send_update_now(&self, out: UpdateFirmwareOut) {
+        let UpdateFirmwareOut {
+            device,
+            object,
+            mut command,
+            url,
+            raw,
+            copies,
+        } = out;
+        match self.store().signed_url(&object, self.url_validity) {
+            Ok(signed) => {
+                self.issued.note(&device, &object);
+                command.url = url.unwrap_or(signed);
+            }
+            Err(e) => {
+                warn!(%device, %object, error = %e, "cannot sign a firmware url");
+                let mut state = self.lock();
+                if let Some(u) = state.updates.get_mut(&device) {
+                    u.commands_sent = u.commands_sent.saturating_sub(copies);
+                }
+                return;
+            }
+        }
+        let payload = raw.unwrap_or_else(|| HubOtaMessage::UpdateFirmware(command).encode());
+        let topic = Topic::OtaUpdate(device.clone()).to_string();
+        for _ in 0..copies {
+            self.publish_now(&device.client_id(), &topic, payload.clone(), 1);
         }
     }
 }

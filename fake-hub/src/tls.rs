@@ -124,6 +124,40 @@ pub fn ca_as_c_array(pem: &str) -> String {
     out
 }
 
+/// The hub's certificates.
+impl crate::Hub {
+    /// The mutual-TLS listener's address, if the hub has one.
+    pub fn tls_addr(&self) -> Option<std::net::SocketAddr> {
+        self.broker.tls_addr()
+    }
+
+    /// The PEM of the CA that signs the TLS listener's certificate and device certificates.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.core.ca.as_ref().map(|ca| ca.ca_pem().to_owned())
+    }
+
+    /// A client certificate for `device` (CN = its client id), signed by the hub's CA.
+    pub fn issue_device_cert(
+        &self,
+        device: &otasim_protocol::DeviceId,
+    ) -> Result<DeviceCert, crate::HubError> {
+        self.core
+            .ca
+            .as_ref()
+            .ok_or(crate::HubError::NoTls)?
+            .issue(device)
+    }
+
+    /// A client certificate with any common name, signed by the hub's CA (for refusal tests).
+    pub fn issue_cert_with_cn(&self, common_name: &str) -> Result<DeviceCert, crate::HubError> {
+        self.core
+            .ca
+            .as_ref()
+            .ok_or(crate::HubError::NoTls)?
+            .issue_cn(common_name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

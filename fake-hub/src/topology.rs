@@ -7,7 +7,7 @@
 //! timestamp must be at most [`BIND_MAX_AGE_SECS`] behind and [`BIND_MAX_AHEAD_SECS`] ahead of
 //! the hub's wall clock.
 
-use crate::core::{HubCore, State};
+use crate::core::{HubCore, Out, State};
 use crate::faults::HubFaultAction;
 use crate::registry::DeviceKind;
 use otasim_protocol::{
@@ -60,11 +60,11 @@ pub(crate) fn on_request(
         Some(HubFaultAction::GatewayLate { ms }) => {
             let Some(me) = core.me() else { return };
             let hold = core.hold(ms);
-            core.spawn(async move {
+            state.out.items.push(Out::Spawn(Box::pin(async move {
                 hold.await;
                 let mut state = me.lock();
                 me.send(&mut state, &topic, reply.encode(), 1);
-            });
+            })));
         }
         Some(HubFaultAction::GatewayResult { .. }) | None => {
             core.send(state, &topic, reply.encode(), 1)
@@ -141,14 +141,13 @@ fn apply(
         }
         OperationType::Bind => bind(state, gateway, &id, dev, now),
         OperationType::Unbind => {
-            let Some(rec) = state.registry.get_mut(&id) else {
+            let Some(rec) = state.registry.get(&id) else {
                 return GatewayResult::BindSubdeviceMissing;
             };
             if rec.bound_to.as_ref() != Some(gateway) {
                 return GatewayResult::NotBound;
             }
-            rec.bound_to = None;
-            rec.online = false;
+            state.registry.set_bound(&id, None);
             GatewayResult::Success
         }
         _ => GatewayResult::BindOperationForbidden,
@@ -170,7 +169,7 @@ fn bind(
     let Ok(method) = SignMethod::parse(dev.signmethod.as_deref().unwrap_or("hmacsha1")) else {
         return GatewayResult::BindBadSignMethod;
     };
-    let Some(rec) = state.registry.get_mut(id) else {
+    let Some(rec) = state.registry.get(id) else {
         return GatewayResult::BindSubdeviceMissing;
     };
     if rec.kind != DeviceKind::Subdevice {
@@ -200,11 +199,16 @@ fn bind(
         return GatewayResult::BindSignatureExpired;
     }
     // Signatures that have expired anyway need not be remembered.
+    // They are ordered by timestamp: the expired ones are a prefix.
     let oldest = now.saturating_sub(BIND_MAX_AGE_SECS);
-    state.used_binds.retain(|(t, _, _)| *t >= oldest);
-    if let Some(rec) = state.registry.get_mut(id) {
-        rec.bound_to = Some(gateway.clone());
+    while state
+        .used_binds
+        .first()
+        .is_some_and(|(t, _, _)| *t < oldest)
+    {
+        state.used_binds.pop_first();
     }
+    state.registry.set_bound(id, Some(gateway.clone()));
     GatewayResult::Success
 }
 
@@ -217,13 +221,14 @@ pub(crate) fn change(
     sub: &DeviceId,
     bound: bool,
 ) {
-    if let Some(rec) = state.registry.get_mut(sub) {
-        if bound {
-            rec.bound_to = Some(gateway.clone());
-        } else if rec.bound_to.as_ref() == Some(gateway) {
-            rec.bound_to = None;
-            rec.online = false;
-        }
+    let bound_here = state
+        .registry
+        .get(sub)
+        .is_some_and(|r| r.bound_to.as_ref() == Some(gateway));
+    if bound {
+        state.registry.set_bound(sub, Some(gateway.clone()));
+    } else if bound_here {
+        state.registry.set_bound(sub, None);
     }
     let msg = GatewayReply {
         kind: OperationType::Change,
@@ -242,10 +247,7 @@ pub(crate) fn change(
 pub(crate) fn unbind_all(core: &HubCore, state: &mut State, gateway: &DeviceId) {
     let subs = state.registry.bound_to(gateway);
     for sub in &subs {
-        if let Some(rec) = state.registry.get_mut(sub) {
-            rec.bound_to = None;
-            rec.online = false;
-        }
+        state.registry.set_bound(sub, None);
     }
     let msg = GatewayReply {
         kind: OperationType::UnbindAll,
@@ -258,4 +260,38 @@ pub(crate) fn unbind_all(core: &HubCore, state: &mut State, gateway: &DeviceId) 
         msg.encode(),
         1,
     );
+}
+
+/// Hub-initiated topology changes.
+impl crate::Hub {
+    /// The console binds (`bound`) or unbinds `subdevice` to `gateway`; the Hub sends `change`.
+    pub fn change_binding(
+        &self,
+        gateway: &DeviceId,
+        subdevice: &DeviceId,
+        bound: bool,
+    ) -> Result<(), crate::HubError> {
+        let mut state = self.core.lock();
+        for id in [gateway, subdevice] {
+            if state.registry.get(id).is_none() {
+                return Err(crate::HubError::UnknownDevice(id.to_string()));
+            }
+        }
+        change(&self.core, &mut state, gateway, subdevice, bound);
+        drop(state);
+        self.core.bump();
+        Ok(())
+    }
+
+    /// The console unbinds every subdevice of `gateway`; the Hub sends `unbind_all`.
+    pub fn unbind_all(&self, gateway: &DeviceId) -> Result<(), crate::HubError> {
+        let mut state = self.core.lock();
+        if state.registry.get(gateway).is_none() {
+            return Err(crate::HubError::UnknownDevice(gateway.to_string()));
+        }
+        unbind_all(&self.core, &mut state, gateway);
+        drop(state);
+        self.core.bump();
+        Ok(())
+    }
 }

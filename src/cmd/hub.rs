@@ -302,6 +302,9 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
         cos_listener,
         CosConfig {
             public_host,
+            // Every gateway the MQTT listener holds may download at once when a task reaches
+            // the whole fleet: the COS takes as many connections as the listener does.
+            max_connections: Some(fake_hub::DEFAULT_MAX_CONNECTIONS),
             ..CosConfig::default()
         },
     )

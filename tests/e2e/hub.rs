@@ -348,6 +348,7 @@ async fn fleet_file_errors_name_the_field_and_the_command_fails() {
 }
 
 mod api;
+mod fleet;
 mod https_cos;
 mod topics;
 mod world;

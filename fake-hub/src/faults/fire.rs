@@ -25,10 +25,11 @@ impl HubCore {
     pub(crate) fn act(&self, state: &mut State, client_id: &str, action: HubFaultAction) {
         match action {
             HubFaultAction::Kick { client_id: named } => {
-                self.kick(named.as_deref().unwrap_or(client_id));
+                let who = named.unwrap_or_else(|| client_id.to_owned());
+                state.out.items.push(crate::core::Out::Kick(who));
             }
             HubFaultAction::PushTask { request } => {
-                if let Err(e) = crate::tasks_push::push_locked(self, state, request) {
+                if let Err(e) = crate::tasks::create::push_locked(self, state, request) {
                     warn!(error = %e, "fault push_task refused");
                     self.event(state, client_id, "fault refused", e.to_string());
                 }

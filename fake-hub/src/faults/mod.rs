@@ -223,13 +223,13 @@ impl HubFaultRule {
         if let A::DelayConnack { ms: Some(ms) }
         | A::DelaySuback { ms: Some(ms) }
         | A::GatewayLate { ms: Some(ms) } = &self.action
-            && *ms > crate::tasks_options::MAX_DURATION_MS
+            && *ms > crate::tasks::options::MAX_DURATION_MS
         {
             return Err(HubError::Invalid {
                 field: "action.ms",
                 reason: format!(
                     "{ms} ms: at most {} (a year); leave it unset to hold until released",
-                    crate::tasks_options::MAX_DURATION_MS
+                    crate::tasks::options::MAX_DURATION_MS
                 ),
             });
         }
@@ -263,5 +263,35 @@ impl HubFaultRule {
             ) => Ok(()),
             (when, action) => bad(format!("{action:?} cannot fire on {when:?}")),
         }
+    }
+}
+
+/// Fault rules and holds.
+impl crate::Hub {
+    /// Installs a fault rule at the end of the list; returns its id.
+    pub fn add_fault(&self, rule: HubFaultRule) -> Result<FaultId, crate::HubError> {
+        rule.validate()?;
+        let id = self.core.lock().faults.add(rule);
+        Ok(id)
+    }
+
+    /// Removes a fault rule; false if it was not installed.
+    pub fn remove_fault(&self, id: FaultId) -> bool {
+        self.core.lock().faults.remove(id)
+    }
+
+    /// The installed fault rules, in order, with how often each fired.
+    pub fn faults(&self) -> Vec<InstalledFault> {
+        self.core.lock().faults.list()
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.core.lock().faults.clear();
+    }
+
+    /// Ends every hold (a CONNACK, SUBACK or gateway reply delayed without a duration).
+    pub fn release_held(&self) {
+        self.core.release_held();
     }
 }

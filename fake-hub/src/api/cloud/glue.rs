@@ -142,8 +142,8 @@ impl Hub {
             Some(u)
                 if state
                     .past_updates
-                    .iter()
-                    .any(|p| p.task_id == task_id && &p.device == id) =>
+                    .get(&task_id)
+                    .is_some_and(|past| past.iter().any(|p| &p.device == id)) =>
             {
                 return Err(CloudError::new(
                     Code::DeviceRunningOtherOtaTask,
@@ -177,12 +177,9 @@ impl Hub {
             at,
             at,
         );
-        if let Some(old) = state.updates.insert(id.clone(), fresh) {
-            state.past_updates.push(old);
-        }
+        state.put_update(fresh);
         self.core.update_event(&mut state, id, |u| u.on_tick(at));
         drop(state);
-        self.core.wake.notify_one();
         self.core.bump();
         Ok(())
     }

@@ -1,5 +1,8 @@
-//! The broker hooks: every CONNECT, SUBSCRIBE and PUBLISH passes through here, is recorded,
-//! meets the fault rules, and is handed to the concern it belongs to.
+//! The broker hooks, the hub's driver for MQTT: every CONNECT, SUBSCRIBE and PUBLISH passes
+//! through here, takes the state lock for one step (see `core::Step`), is recorded, meets the
+//! fault rules, and is handed to the concern it belongs to; what the step decided is recorded,
+//! published and notified after the lock is released. Events that decide nothing (transport
+//! events, refused publishes, protocol violations) are recorded without the state lock.
 
 use crate::acl::Use;
 use crate::broker::{AuthVerdict, BrokerHooks, ConnectInfo, Hold};
@@ -78,8 +81,8 @@ impl BrokerHooks for HubCore {
     }
 
     fn on_transport_event(&self, who: &str, name: &str, detail: &str) {
-        let mut state = self.lock();
-        self.event(&mut state, who, name, detail.to_owned());
+        // Only a record: no decision, so no state lock.
+        self.emit_record(Direction::Event, who, name, detail.to_owned());
     }
 
     fn connack_hold(&self, client_id: &str) -> Option<Hold> {
@@ -120,7 +123,12 @@ impl BrokerHooks for HubCore {
         let subs = state.subscriptions.entry(client_id.to_owned()).or_default();
         subs.insert(topic_filter.to_owned());
         let count = subs.len();
-        crate::strict::check_subscription(self, &mut state, client_id, topic_filter, count);
+        if self.strict() {
+            for detail in crate::strict::subscription_warnings(topic_filter, count) {
+                crate::strict::warn(client_id, &detail);
+                self.event(&mut state, client_id, "strict", detail);
+            }
+        }
     }
 
     fn allow_publish(&self, client_id: &str, topic: &str) -> bool {
@@ -142,9 +150,8 @@ impl BrokerHooks for HubCore {
     }
 
     fn on_publish_refused(&self, client_id: &str, topic: &str, payload: &[u8]) {
-        let mut state = self.lock();
         let text = String::from_utf8_lossy(payload).into_owned();
-        self.record(&mut state, Direction::Refused, client_id, topic, text);
+        self.emit_record(Direction::Refused, client_id, topic, text);
     }
 
     fn on_connected(&self, client_id: &str) {
@@ -159,9 +166,8 @@ impl BrokerHooks for HubCore {
     }
 
     fn on_protocol_violation(&self, client_id: &str, detail: &str) {
-        let mut state = self.lock();
-        self.event(
-            &mut state,
+        self.emit_record(
+            Direction::Event,
             client_id,
             "protocol violation",
             detail.to_owned(),
@@ -174,11 +180,8 @@ impl BrokerHooks for HubCore {
             self.on_publish_refused(client_id, topic, payload);
             return false;
         }
-        {
-            let mut state = self.lock();
-            let detail = format!("{topic} ({} bytes)", payload.len());
-            self.event(&mut state, client_id, "will", detail);
-        }
+        let detail = format!("{topic} ({} bytes)", payload.len());
+        self.emit_record(Direction::Event, client_id, "will", detail);
         // Delivered like any publish of the client's, so the hub acts on it as on one.
         self.on_publish(client_id, topic, payload, 0);
         true
@@ -189,12 +192,8 @@ impl BrokerHooks for HubCore {
         self.event(&mut state, client_id, "disconnect", reason.to_owned());
         state.subscriptions.remove(client_id);
         if let Some(id) = state.registry.by_client_id(client_id).map(|d| d.id.clone()) {
-            // A gateway's subdevices go offline with it.
-            for rec in state.registry.devices_mut() {
-                if rec.id == id || rec.bound_to.as_ref() == Some(&id) {
-                    rec.online = false;
-                }
-            }
+            // A gateway's subdevices go offline with it (found by the gateway index).
+            state.registry.set_offline_with_subdevices(&id);
         }
         drop(state);
         self.bump();

@@ -1,8 +1,8 @@
 //! A task's options, as Tencent's batch-update API offers them, with durations as plain
 //! [`Duration`]s (milliseconds on the wire) so that a scenario can scale time.
 
+use super::{Policy, PushRequest};
 use crate::HubError;
-use crate::tasks::{Policy, PushRequest};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::Duration;
 

@@ -7,13 +7,14 @@ use crate::tasks::{
     self, DeviceUpdate, PushMethod, PushRequest, TaskRequest, TaskStatus, UpdateState,
 };
 use otasim_protocol::DeviceId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) fn push(core: &HubCore, request: TaskRequest) -> Result<u64, HubError> {
     let mut state = core.lock();
     let id = push_locked(core, &mut state, request)?;
+    // Dropping the step releases the lock, then sends the commands (signing their URLs),
+    // and wakes the scheduler if a timer came before the others.
     drop(state);
-    core.wake.notify_one();
     core.bump();
     Ok(id)
 }
@@ -29,10 +30,12 @@ fn targets(
         .filter(|d| d.id.product_id() == request.product_id && d.kind == DeviceKind::Subdevice)
         .map(|d| (d.id.clone(), d.version.clone()))
         .collect();
+    // Sets, so a push naming the whole fleet costs the fleet, not its square.
+    let names_in_product: BTreeSet<&str> = product.iter().map(|(id, _)| id.device_name()).collect();
     let named = |names: &[String]| -> Result<(), HubError> {
         match names
             .iter()
-            .find(|n| !product.iter().any(|(id, _)| id.device_name() == n.as_str()))
+            .find(|n| !names_in_product.contains(n.as_str()))
         {
             Some(n) => Err(HubError::UnknownDevice(format!(
                 "{}/{n}",
@@ -41,28 +44,35 @@ fn targets(
             None => Ok(()),
         }
     };
-    let in_set = |v: &Option<String>, set: &[String]| v.as_ref().is_some_and(|v| set.contains(v));
-    let listed = |id: &DeviceId, names: &[String]| names.iter().any(|n| n == id.device_name());
+    let set = |items: &[String]| -> BTreeSet<String> { items.iter().cloned().collect() };
+    let in_set =
+        |v: &Option<String>, set: &BTreeSet<String>| v.as_ref().is_some_and(|v| set.contains(v));
+    let listed = |id: &DeviceId, names: &BTreeSet<String>| names.contains(id.device_name());
     let chosen: Vec<_> = match &request.method {
-        PushMethod::Versions { from_versions } => product
-            .into_iter()
-            .filter(|(_, v)| in_set(v, from_versions))
-            .collect(),
+        PushMethod::Versions { from_versions } => {
+            let from = set(from_versions);
+            product
+                .into_iter()
+                .filter(|(_, v)| in_set(v, &from))
+                .collect()
+        }
         PushMethod::DevicesAndVersions {
             devices,
             from_versions,
         } => {
             named(devices)?;
+            let (names, from) = (set(devices), set(from_versions));
             product
                 .into_iter()
-                .filter(|(id, v)| listed(id, devices) && in_set(v, from_versions))
+                .filter(|(id, v)| listed(id, &names) && in_set(v, &from))
                 .collect()
         }
         PushMethod::Devices { devices } => {
             named(devices)?;
+            let names = set(devices);
             product
                 .into_iter()
-                .filter(|(id, _)| listed(id, devices))
+                .filter(|(id, _)| listed(id, &names))
                 .collect()
         }
     };
@@ -98,6 +108,17 @@ pub(crate) fn push_locked(
     state.next_task_id += 1;
     let task_id = state.next_task_id;
     let at = core.elapsed();
+    // The task is listed before its devices, so each update is indexed under it.
+    state.tasks.insert(
+        task_id,
+        TaskRecord {
+            request: push.clone(),
+            options: options.clone(),
+            skipped: BTreeMap::new(),
+            cancelled: false,
+            devices: BTreeSet::new(),
+        },
+    );
     let mut skipped = BTreeMap::new();
     let mut started = 0;
     for (id, version) in chosen {
@@ -126,21 +147,13 @@ pub(crate) fn push_locked(
             at,
             start_at,
         );
-        if let Some(old) = state.updates.insert(id.clone(), update) {
-            state.past_updates.push(old);
-        }
+        state.put_update(update);
         // Devices due now start at once; the scheduler starts the others.
         core.update_event(state, &id, |u| u.on_tick(at));
     }
-    state.tasks.insert(
-        task_id,
-        TaskRecord {
-            request: push,
-            options,
-            skipped,
-            cancelled: false,
-        },
-    );
+    if let Some(task) = state.tasks.get_mut(&task_id) {
+        task.skipped = skipped;
+    }
     Ok(task_id)
 }
 
@@ -152,13 +165,12 @@ pub(crate) fn cancel(core: &HubCore, task_id: u64) -> bool {
     };
     task.cancelled = true;
     let at = core.elapsed();
-    let devices: Vec<DeviceId> = state
-        .updates
-        .values()
-        .filter(|u| u.task_id == task_id)
-        .map(|u| u.device.clone())
-        .collect();
+    let devices: Vec<DeviceId> = task.devices.iter().cloned().collect();
     for id in devices {
+        // A device another task took over since is left to that task.
+        if state.updates.get(&id).is_none_or(|u| u.task_id != task_id) {
+            continue;
+        }
         core.update_event(&mut state, &id, |u| {
             u.cancel("task cancelled".to_owned(), at);
             tasks::Effect::None
@@ -169,15 +181,10 @@ pub(crate) fn cancel(core: &HubCore, task_id: u64) -> bool {
     true
 }
 
-pub(crate) fn status(core: &HubCore, task_id: u64) -> Option<TaskStatus> {
-    let state = core.lock();
-    let task = state.tasks.get(&task_id)?.clone();
-    let devices: Vec<&DeviceUpdate> = state
-        .updates
-        .values()
-        .chain(state.past_updates.iter())
-        .filter(|u| u.task_id == task_id)
-        .collect();
+/// The task's status, from the state as it is (the caller holds the lock once for a snapshot).
+pub(crate) fn status_of(state: &State, task_id: u64) -> Option<TaskStatus> {
+    let task = state.tasks.get(&task_id)?;
+    let devices: Vec<&DeviceUpdate> = state.task_updates(task_id);
     let (summary, failures) = tasks::summarize(devices.iter().copied());
     let warnings = devices
         .iter()
@@ -185,16 +192,30 @@ pub(crate) fn status(core: &HubCore, task_id: u64) -> Option<TaskStatus> {
         .collect();
     Some(TaskStatus {
         id: task_id,
-        request: task.request,
-        options: task.options,
+        request: task.request.clone(),
+        options: task.options.clone(),
         devices: devices
             .into_iter()
             .map(|d| (d.device.to_string(), d.clone()))
             .collect(),
-        skipped: task.skipped,
+        skipped: task.skipped.clone(),
         summary,
         failures,
         warnings,
         cancelled: task.cancelled,
     })
+}
+
+/// Tasks with options, and cancelling them.
+impl crate::Hub {
+    /// Creates a task with options (timeout, retries, rate limit, start delay, override);
+    /// returns its id.
+    pub fn create_task(&self, request: TaskRequest) -> Result<u64, HubError> {
+        push(&self.core, request)
+    }
+
+    /// Cancels a task: its unfinished devices become `cancelled`. False for an unknown task.
+    pub fn cancel_task(&self, task_id: u64) -> bool {
+        cancel(&self.core, task_id)
+    }
 }

@@ -178,7 +178,7 @@ pub(crate) async fn set_clock(
     body: Result<Json<ClockChange>, JsonRejection>,
 ) -> Result<Json<Clock>, ApiError> {
     let Json(c) = body?;
-    let max = crate::tasks_options::MAX_DURATION_MS;
+    let max = crate::tasks::options::MAX_DURATION_MS;
     if c.advance_ms.is_some_and(|ms| ms > max) {
         let error = format!("at most {max} ms (a year) per call");
         return Err(ApiError::bad_request(Some("advance_ms"), error));
