@@ -4,6 +4,7 @@ mod admin;
 mod admin_client;
 mod client;
 mod determinism;
+mod fast_path;
 mod faults;
 mod folder;
 mod hardening;
