@@ -1,8 +1,9 @@
 //! Response bodies of objects. A body with a delivery fault is fed to hyper by a pump task
 //! through a one-slot channel, so every milestone (byte N handed over, stall, cut) is recorded
 //! in the journal before the client can see it, and faults act on exact byte counts. A body
-//! without one is a [`DirectBody`]: large zero-copy slices of the object handed to hyper as it
-//! polls, recorded the same way but with no task, channel or small chunks in between.
+//! without one is a [`DirectBody`]: large pieces of the object handed to hyper as it polls,
+//! recorded the same way but with no task, channel or small chunks in between. (Untouched
+//! bodies on plain connections skip hyper altogether: see `sendfile`.)
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -20,10 +21,11 @@ use tracing::debug;
 use crate::fault::delivery::{Delivery, Interrupt};
 use crate::io::{Abort, ConnCtl};
 use crate::journal::{ConnEnd, Recorder};
+use crate::store::Span;
 
 const CHUNK_BYTES: u64 = 16 * 1024;
 /// Frame size of a body without delivery faults: big enough that per-frame costs vanish.
-const DIRECT_CHUNK_BYTES: usize = 1 << 20;
+const DIRECT_CHUNK_BYTES: u64 = 1 << 20;
 
 type Item = Result<Frame<Bytes>, Infallible>;
 
@@ -42,19 +44,20 @@ impl http_body::Body for PumpBody {
     }
 }
 
-/// A body without delivery faults, served straight from the object's bytes.
+/// A body without delivery faults, read from the object's span as hyper polls: large pieces,
+/// with no task, channel or small chunks in between.
 #[derive(Debug)]
 pub(crate) struct DirectBody {
-    data: Bytes,
-    sent: usize,
+    span: Span,
+    sent: u64,
     recorder: Recorder,
     shutdown: CancellationToken,
 }
 
 impl DirectBody {
-    pub(crate) fn new(data: Bytes, recorder: Recorder, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(span: Span, recorder: Recorder, shutdown: CancellationToken) -> Self {
         Self {
-            data,
+            span,
             sent: 0,
             recorder,
             shutdown,
@@ -64,29 +67,36 @@ impl DirectBody {
 
 impl http_body::Body for DirectBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Item>> {
-        let len = self.data.len();
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let len = self.span.len();
         if self.sent >= len {
             return Poll::Ready(None);
         }
         let stop = (self.sent + DIRECT_CHUNK_BYTES).min(len);
-        let chunk = self.data.slice(self.sent..stop);
+        // A memfd read is a memory copy: it never waits on a device.
+        let chunk = match self.span.read(self.sent, stop) {
+            Ok(chunk) => chunk,
+            Err(error) => return Poll::Ready(Some(Err(error))),
+        };
         self.sent = stop;
         let end = (stop == len).then_some(ConnEnd::Complete);
-        self.recorder.sent(stop as u64, end);
+        self.recorder.sent(stop, end);
         Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.sent >= self.data.len()
+        self.sent >= self.span.len()
     }
 }
 
 impl Drop for DirectBody {
     fn drop(&mut self) {
-        if self.sent < self.data.len() {
+        if self.sent < self.span.len() {
             let end = if self.shutdown.is_cancelled() {
                 ConnEnd::Shutdown
             } else {

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::name::ObjectName;
+use crate::store::StoredObject;
 use crate::{Cos, CosError, ObjectInfo};
 
 /// What [`Cos::put_dir`] stored and what it left out.
@@ -48,7 +49,7 @@ impl Cos {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or("the file name is not UTF-8")?;
-        ObjectName::parse(name).map_err(|e| e.to_string())?;
+        let name = ObjectName::parse(name).map_err(|e| e.to_string())?;
         // The file the entry really is, links resolved; read by that path so a link swapped
         // after this check cannot redirect the read.
         let target = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
@@ -62,7 +63,10 @@ impl Cos {
         if !meta.is_file() {
             return Err("not a regular file".into());
         }
-        let bytes = std::fs::read(&target).map_err(|e| e.to_string())?;
-        self.put_object(name, bytes).map_err(|e| e.to_string())
+        // Streamed into the store, so serving a large file never holds it in the heap.
+        let mut file = std::fs::File::open(&target).map_err(|e| e.to_string())?;
+        let object = StoredObject::load(&name, &mut file, self.shared.clock.now())
+            .map_err(|e| format!("reading {}: {e}", target.display()))?;
+        Ok(self.shared.store.put(name, object).info.clone())
     }
 }

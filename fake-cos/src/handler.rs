@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Extension;
 use axum::body::Body;
@@ -23,13 +23,40 @@ use crate::put::{self, PutRequest};
 use crate::range::{self, Selection};
 use crate::response::{self as resp, Answer, AnswerBody, xml_error};
 use crate::shared::Shared;
-use crate::store::{ObjectInfo, StoredObject};
+use crate::store::{ObjectInfo, Span, StoredObject};
 
 /// What the handler knows about the connection a request came on.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnCtx {
     pub(crate) peer: SocketAddr,
     pub(crate) ctl: Arc<ConnCtl>,
+    /// An answer the plain connection loop decided (and journaled) just before it handed the
+    /// connection to hyper; the first request hyper parses is that same request.
+    pub(crate) decided: Arc<Mutex<Option<Decision>>>,
+}
+
+impl ConnCtx {
+    pub(crate) fn new(peer: SocketAddr, ctl: Arc<ConnCtl>) -> Self {
+        Self {
+            peer,
+            ctl,
+            decided: Arc::default(),
+        }
+    }
+
+    fn take_decided(&self) -> Option<Decision> {
+        self.decided
+            .lock()
+            .expect("the decided slot is never held across a panic")
+            .take()
+    }
+}
+
+/// An answer decided and journaled, not yet sent.
+#[derive(Debug)]
+pub(crate) struct Decision {
+    pub(crate) ticket: Ticket,
+    pub(crate) answer: Answer,
 }
 
 /// The parts of a request that matter here.
@@ -69,6 +96,10 @@ impl Request {
             headers: &self.headers,
         }
     }
+
+    fn name(&self) -> Option<ObjectName> {
+        ObjectName::parse(self.path.strip_prefix('/').unwrap_or(&self.path)).ok()
+    }
 }
 
 /// The one handler behind every path.
@@ -80,40 +111,77 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let req = Request::new(method, &uri, &headers);
-    let name = ObjectName::parse(req.path.strip_prefix('/').unwrap_or(&req.path)).ok();
-    let ticket = shared.journal.begin(name.as_ref(), conn.peer.ip());
-    let request_id = format!("fakecos-{:08x}", ticket.seq);
-    let (mut answer, fault) = match (&req.method, &name) {
-        (&Method::PUT, Some(name)) => {
-            let put = PutRequest {
-                path: &req.path,
-                query: req.query.as_deref(),
-                headers: &req.headers,
+    let decision = match conn.take_decided() {
+        Some(decision) => decision,
+        None if method == Method::PUT => {
+            let req = Request::new(method, &uri, &headers);
+            let name = req.name();
+            let ticket = shared.journal.begin(name.as_ref(), conn.peer.ip());
+            let request_id = request_id(ticket);
+            let (answer, fault) = match &name {
+                Some(name) => {
+                    let put = PutRequest {
+                        path: &req.path,
+                        query: req.query.as_deref(),
+                        headers: &req.headers,
+                    };
+                    let answer = put::answer(&shared, put, name, body, &request_id).await;
+                    (answer, None)
+                }
+                None => decide(&shared, &req, None, ticket, &request_id),
             };
-            (
-                put::answer(&shared, put, name, body, &request_id).await,
-                None,
-            )
+            journaled(&shared, conn.peer, req, name, ticket, answer, fault)
         }
-        _ => decide(&shared, &req, name.as_ref(), ticket, &request_id),
+        None => decide_request(&shared, conn.peer, method, &uri, &headers),
     };
+    into_response(&shared, &conn, decision)
+}
+
+/// Decides and journals a request without a body (anything but `PUT`).
+pub(crate) fn decide_request(
+    shared: &Shared,
+    peer: SocketAddr,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Decision {
+    let req = Request::new(method, uri, headers);
+    let name = req.name();
+    let ticket = shared.journal.begin(name.as_ref(), peer.ip());
+    let (answer, fault) = decide(shared, &req, name.as_ref(), ticket, &request_id(ticket));
+    journaled(shared, peer, req, name, ticket, answer, fault)
+}
+
+fn request_id(ticket: Ticket) -> String {
+    format!("fakecos-{:08x}", ticket.seq)
+}
+
+/// Records the decided answer in the journal (a body as in progress) and logs it.
+fn journaled(
+    shared: &Shared,
+    peer: SocketAddr,
+    req: Request,
+    name: Option<ObjectName>,
+    ticket: Ticket,
+    mut answer: Answer,
+    fault: Option<FiredRule>,
+) -> Decision {
     let error = crate::journal::error_of(&answer);
     if req.method == Method::HEAD {
         answer.body = AnswerBody::Empty;
     }
-    debug!(client = %conn.peer, path = %req.path, status = answer.status.as_u16(),
+    debug!(client = %peer, path = %req.path, status = answer.status.as_u16(),
         fault = fault.as_ref().map(|f| f.verdict.kind()), "request");
     let (body_bytes_sent, end) = match &answer.body {
         AnswerBody::Empty => (0, ConnEnd::Complete),
         AnswerBody::Full(bytes) => (bytes.len() as u64, ConnEnd::Complete),
-        AnswerBody::Stream { .. } => (0, ConnEnd::InProgress),
+        AnswerBody::Stream { .. } | AnswerBody::Object(_) => (0, ConnEnd::InProgress),
     };
     shared.journal.push(
         ticket,
         JournalEntry {
             seq: ticket.seq,
-            client: conn.peer,
+            client: peer,
             method: req.method.to_string(),
             path: req.path,
             object: name.map(|n| n.to_string()),
@@ -127,26 +195,27 @@ pub(crate) async fn handle(
             full_len: BTreeMap::new(),
         },
     );
-    into_response(&shared, &conn, ticket, answer)
+    Decision { ticket, answer }
 }
 
-fn into_response(shared: &Arc<Shared>, conn: &ConnCtx, ticket: Ticket, answer: Answer) -> Response {
+fn into_response(shared: &Arc<Shared>, conn: &ConnCtx, decision: Decision) -> Response {
+    let Decision { ticket, answer } = decision;
+    let recorder = || Recorder::new(Arc::clone(&shared.journal), ticket);
     let body = match answer.body {
         AnswerBody::Empty => Body::empty(),
         AnswerBody::Full(bytes) => Body::from(bytes),
-        AnswerBody::Stream { data, delivery } if delivery == Delivery::default() => {
-            Body::new(DirectBody::new(
-                data,
-                Recorder::new(Arc::clone(&shared.journal), ticket),
-                shared.shutdown.clone(),
-            ))
+        AnswerBody::Object(span) => {
+            Body::new(DirectBody::new(span, recorder(), shared.shutdown.clone()))
         }
+        AnswerBody::Stream { data, delivery } if delivery == Delivery::default() => Body::new(
+            DirectBody::new(Span::memory(data), recorder(), shared.shutdown.clone()),
+        ),
         AnswerBody::Stream { data, delivery } => Body::new(
             Pump {
                 data,
                 delivery,
                 ctl: Arc::clone(&conn.ctl),
-                recorder: Recorder::new(Arc::clone(&shared.journal), ticket),
+                recorder: recorder(),
                 shutdown: shared.shutdown.clone(),
             }
             .spawn(&shared.tracker),
@@ -157,9 +226,12 @@ fn into_response(shared: &Arc<Shared>, conn: &ConnCtx, ticket: Ticket, answer: A
     *response.headers_mut() = answer.headers;
     response
         .headers_mut()
-        .insert(header::SERVER, HeaderValue::from_static("tencent-cos"));
+        .insert(header::SERVER, HeaderValue::from_static(SERVER_NAME));
     response
 }
+
+/// The `Server` header of every firmware answer.
+pub(crate) const SERVER_NAME: &str = "tencent-cos";
 
 fn decide(
     shared: &Shared,
@@ -233,7 +305,7 @@ fn replace(shared: &Shared, name: &ObjectName, with: &str) {
         .and_then(|w| shared.store.get(&w));
     match source {
         Some(source) => {
-            let object = StoredObject::new(name, source.bytes.clone(), shared.clock.now());
+            let object = StoredObject::copy_of(name, &source, shared.clock.now());
             shared.store.put(name.clone(), object);
         }
         None => warn!(object = %name, with, "replace_object fault names a missing object"),
@@ -286,9 +358,29 @@ fn object_answer(
         }
         Selection::Whole | Selection::Unsatisfiable => StatusCode::OK,
     };
-    let range =
-        usize::try_from(start).expect("in a Bytes")..usize::try_from(end).expect("in a Bytes");
-    let mut data = object.bytes.slice(range);
+    let Some(verdict) = verdict else {
+        // No rule touched the body: the stored bytes as they are, which a plain connection
+        // sends with sendfile(2).
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+        let body = if start == end {
+            AnswerBody::Empty
+        } else {
+            AnswerBody::Object(object.span(start, end))
+        };
+        return Answer {
+            status,
+            headers,
+            body,
+        };
+    };
+    let mut data = match object.span(start, end).read(0, end - start) {
+        Ok(data) => data,
+        Err(error) => {
+            warn!(%error, object = %info.name, start, end, "reading a stored object failed");
+            return xml_error(resp::INTERNAL_ERROR, resource, request_id);
+        }
+    };
+    let verdict = Some(verdict);
     if let Some(verdict) = verdict {
         data = verdict.corrupt(data, start);
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::warn;
@@ -57,11 +58,22 @@ impl ConnCtl {
 pub(crate) struct FaultIo {
     stream: TcpStream,
     ctl: Arc<ConnCtl>,
+    /// Bytes already read from the socket by the plain connection loop, read again first.
+    replay: Bytes,
 }
 
 impl FaultIo {
     pub(crate) fn new(stream: TcpStream, ctl: Arc<ConnCtl>) -> Self {
-        Self { stream, ctl }
+        Self::replaying(stream, ctl, Bytes::new())
+    }
+
+    /// A stream whose reads return `replay` before anything else from the socket.
+    pub(crate) fn replaying(stream: TcpStream, ctl: Arc<ConnCtl>, replay: Bytes) -> Self {
+        Self {
+            stream,
+            ctl,
+            replay,
+        }
     }
 }
 
@@ -71,6 +83,11 @@ impl AsyncRead for FaultIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.remaining());
+            buf.put_slice(&self.replay.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }

@@ -47,6 +47,7 @@ mod name;
 mod put;
 mod range;
 mod response;
+mod sendfile;
 mod server;
 mod shared;
 mod sign;

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use crate::auth::Refusal;
 use crate::fault::delivery::Delivery;
+use crate::store::Span;
 
 /// What the handler decided to send.
 #[derive(Debug)]
@@ -21,8 +22,12 @@ pub(crate) enum AnswerBody {
     Empty,
     /// A small body sent in one piece (XML errors).
     Full(Bytes),
-    /// Object bytes, sent by a pump task that can cut, stall or throttle them.
+    /// Object bytes a fault rule has shaped, sent by a pump task that can cut, stall or
+    /// throttle them.
     Stream { data: Bytes, delivery: Delivery },
+    /// Object bytes no rule touched, exactly as stored: a plain connection sends them with
+    /// `sendfile(2)`, any other streams them from the store.
+    Object(Span),
 }
 
 /// A COS error code with its status and stock message.
@@ -92,6 +97,11 @@ pub(crate) const METHOD_NOT_ALLOWED: CosErrorCode = CosErrorCode {
     status: StatusCode::METHOD_NOT_ALLOWED,
     code: "MethodNotAllowed",
     message: "The specified method is not allowed against this resource.",
+};
+pub(crate) const INTERNAL_ERROR: CosErrorCode = CosErrorCode {
+    status: StatusCode::INTERNAL_SERVER_ERROR,
+    code: "InternalError",
+    message: "We encountered an internal error. Please try again.",
 };
 pub(crate) const INVALID_RANGE: CosErrorCode = CosErrorCode {
     status: StatusCode::RANGE_NOT_SATISFIABLE,

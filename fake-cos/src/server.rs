@@ -1,8 +1,10 @@
 //! Accept loops and connections: axum routers served by hyper's HTTP/1 builder with
 //! title-case headers (the C SDK looks for `Content-Length` byte for byte), never by
-//! `axum::serve`, which would send them lower-case and has no header deadline. With a TLS
-//! identity each firmware connection is wrapped in rustls on top of the fault-aware socket, so
-//! cuts and resets act the same way.
+//! `axum::serve`, which would send them lower-case and has no header deadline. A plain
+//! firmware connection starts in [`sendfile`]'s loop, which sends untouched bodies without
+//! copying them through the process and hands everything else to hyper. With a TLS identity
+//! each firmware connection is wrapped in rustls on top of the fault-aware socket, so cuts and
+//! resets act the same way.
 //!
 //! Connection hygiene, per listener: a client must finish its request head within the header
 //! deadline (an idle or trickling socket is closed, slowloris included), and past the
@@ -27,6 +29,7 @@ use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::handler::{ConnCtx, handle};
 use crate::io::{ConnCtl, FaultIo};
+use crate::sendfile;
 use crate::shared::Shared;
 
 /// The router: every path goes to one handler, which validates names itself.
@@ -166,14 +169,14 @@ async fn serve_conn(
     if let Err(error) = stream.set_nodelay(true) {
         warn!(%error, "could not set TCP_NODELAY");
     }
+    let Some(config) = tls else {
+        return sendfile::serve(stream, peer, shared, app).await;
+    };
     let ctl = Arc::new(ConnCtl::default());
     let io = FaultIo::new(stream, Arc::clone(&ctl));
-    let ctx = ConnCtx { peer, ctl };
+    let ctx = ConnCtx::new(peer, ctl);
     let service = TowerToHyperService::new(app.layer(Extension(ctx)));
     let (limits, shutdown) = (shared.plan.limits, shared.shutdown.clone());
-    let Some(config) = tls else {
-        return serve_http(io, service, limits, shutdown).await;
-    };
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(io));
     // Cancel-safe: dropping a half-done handshake only closes its socket.
     let accepted = tokio::select! {
@@ -187,7 +190,7 @@ async fn serve_conn(
     }
 }
 
-async fn serve_http<I>(
+pub(crate) async fn serve_http<I>(
     io: I,
     service: TowerToHyperService<Router>,
     limits: Limits,

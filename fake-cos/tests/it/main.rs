@@ -5,6 +5,7 @@ mod admin_client;
 mod client;
 mod compose;
 mod determinism;
+mod fast_path;
 mod faults;
 mod folder;
 mod hardening;

@@ -264,8 +264,10 @@ fn print_report(args: &Args, rounds: &[Round], cos_rss: u64, nginx_rss: u64) {
         (1.0 - ruled / cos) * 100.0
     );
     say!(
-        "peak RSS (VmHWM): fake-cos {:.1} MiB, nginx {:.1} MiB (master + workers)",
+        "peak RSS (VmHWM): fake-cos {:.1} MiB, nginx {:.1} MiB (master + workers); \
+         ratio {:.2} (goal <= 2)",
         cos_rss as f64 / 1024.0,
-        nginx_rss as f64 / 1024.0
+        nginx_rss as f64 / 1024.0,
+        cos_rss as f64 / nginx_rss.max(1) as f64
     );
 }

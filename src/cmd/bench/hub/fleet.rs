@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 /// One simulated gateway and its subdevices.
 pub(super) struct SimGateway {
@@ -103,8 +104,13 @@ async fn wait_for_versions(
 }
 
 impl Ready {
-    /// Answers every `update_firmware` until each subdevice runs `target`.
-    pub(super) async fn update(mut self, target: &str) -> anyhow::Result<()> {
+    /// Answers every `update_firmware` until each subdevice runs `target`, downloading under
+    /// a permit of `downloads`.
+    pub(super) async fn update(
+        mut self,
+        target: &'static str,
+        downloads: Arc<Semaphore>,
+    ) -> anyhow::Result<()> {
         let mut pending: BTreeSet<String> = self
             .subdevices
             .iter()
@@ -114,7 +120,7 @@ impl Ready {
             let (topic, v) = self.client.next().await?;
             match v["type"].as_str() {
                 Some("update_firmware") if v["version"] == target => {
-                    self.install(&topic, &v).await?;
+                    self.install(&topic, &v, &downloads).await?;
                 }
                 Some("report_version_rsp") if v["version"] == target => {
                     pending.remove(&topic);
@@ -125,7 +131,7 @@ impl Ready {
         Ok(())
     }
 
-    async fn install(&self, topic: &str, cmd: &Value) -> anyhow::Result<()> {
+    async fn install(&self, topic: &str, cmd: &Value, downloads: &Semaphore) -> anyhow::Result<()> {
         let report = topic.replacen("$ota/update/", "$ota/report/", 1);
         let version = cmd["version"].as_str().unwrap_or_default();
         let send = |body: Value| {
@@ -137,7 +143,10 @@ impl Ready {
         let size = cmd["file_size"]
             .as_u64()
             .context("update_firmware without file_size")?;
-        let got = download(url).await?;
+        let got = {
+            let _permit = downloads.acquire().await?;
+            download(url).await?
+        };
         anyhow::ensure!(got == size, "downloaded {got} bytes of {size} from {url}");
         send(progress("downloading", version, Some("100"))).await?;
         send(progress("burning", version, None)).await?;
