@@ -121,6 +121,17 @@ fn an_unknown_field_is_refused_with_its_line_and_name() {
 }
 
 #[test]
+fn a_firmware_file_that_is_a_device_is_refused_without_reading_it() {
+    // `/dev/zero` never ends: reading it whole would hang the parser and fill memory.
+    let e = invalid(&HEAD.replace("size = 100", "file = \"/dev/zero\""));
+    let text = e.to_string();
+    assert!(
+        text.contains("firmware[0].file") && text.contains("regular file"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_mistyped_value_is_refused_with_its_line() {
     let e = invalid(&HEAD.replace("size = 100", "size = \"big\""));
     let text = e.to_string();

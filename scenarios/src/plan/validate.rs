@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 /// Generated images are held in memory: 1 GiB at most.
 const MAX_GENERATED_BYTES: u64 = 1 << 30;
+/// The largest firmware file a scenario may name (it is held in memory, like a generated one).
+const MAX_FILE_BYTES: u64 = 1 << 30;
 /// The most subdevices one `[[subdevices]]` entry may stand for.
 const MAX_COUNT: u32 = 1024;
 const DEFAULT_SUB_SECRET: &str = "c3ViZGV2aWNlLXNlY3JldA==";
@@ -143,6 +145,20 @@ impl Validator<'_> {
             None => None,
             Some(name) => {
                 let at = self.path.parent().unwrap_or(Path::new(".")).join(name);
+                // A device or a pipe (`/dev/zero`) would never end, and the image is held in
+                // memory: only a regular file of a bounded size is read.
+                let meta = std::fs::metadata(&at).map_err(|e| {
+                    self.invalid(format!("{field}.file"), format!("{}: {e}", at.display()))
+                })?;
+                if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+                    return Err(self.invalid(
+                        format!("{field}.file"),
+                        format!(
+                            "{}: must be a regular file of at most {MAX_FILE_BYTES} bytes",
+                            at.display()
+                        ),
+                    ));
+                }
                 let bytes = std::fs::read(&at).map_err(|e| {
                     self.invalid(format!("{field}.file"), format!("{}: {e}", at.display()))
                 })?;
