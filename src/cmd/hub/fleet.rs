@@ -465,3 +465,43 @@ mod topic_props {
         }
     }
 }
+
+#[cfg(test)]
+mod fleet_props {
+    use super::parse_fleet;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    proptest! {
+        /// Whatever a fleet file holds, parsing and validating it answers (no panic), and a
+        /// refusal names where.
+        #[test]
+        fn any_fleet_is_validated_or_refused_naming_the_entry(
+            pid in ".{0,14}", name in ".{0,40}", secret in ".{0,300}",
+            version in proptest::option::of(".{0,40}"), gateway in proptest::option::of(".{0,30}"),
+        ) {
+            let mut sub = toml::Table::new();
+            sub.insert("product_id".into(), pid.clone().into());
+            sub.insert("device_name".into(), name.clone().into());
+            sub.insert("secret".into(), secret.clone().into());
+            if let Some(v) = version {
+                sub.insert("version".into(), v.into());
+            }
+            if let Some(g) = gateway {
+                sub.insert("gateway".into(), g.into());
+            }
+            let mut gw = toml::Table::new();
+            gw.insert("product_id".into(), pid.into());
+            gw.insert("device_name".into(), name.into());
+            gw.insert("secret".into(), secret.into());
+            let mut root = toml::Table::new();
+            root.insert("gateways".into(), toml::Value::Array(vec![gw.into()]));
+            root.insert("subdevices".into(), toml::Value::Array(vec![sub.into()]));
+            let text = toml::to_string(&root).expect("a table serializes");
+            if let Err(e) = parse_fleet(&text, Path::new(".")) {
+                let e = format!("{e:#}");
+                prop_assert!(e.contains("gateways[0]") || e.contains("subdevices[0]"), "{}", e);
+            }
+        }
+    }
+}
