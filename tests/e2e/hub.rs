@@ -51,6 +51,35 @@ pub(crate) async fn get(api: SocketAddr, path: &str) -> (u16, Value) {
     http(api, "GET", path, "application/json", b"").await
 }
 
+/// Re-reads `path` from the API until `check` holds, within the deadline. It re-reads after each
+/// line of the hub's event stream (`/api/events`: every transcript entry and device change),
+/// subscribed before the first read so no change is missed, and after `QUIET` with none (a COS
+/// journal entry, say, is not an event of its own).
+pub(crate) async fn wait_api(hub: &ServedHub, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    const QUIET: Duration = Duration::from_millis(250);
+    within(&format!("a condition on {path}"), async {
+        let mut tcp = TcpStream::connect(hub.api)
+            .await
+            .expect("connect to the event stream");
+        let head = format!("GET /api/events HTTP/1.1\r\nHost: {}\r\n\r\n", hub.api);
+        tcp.write_all(head.as_bytes()).await.expect("subscribe");
+        let mut events = BufReader::new(tcp).lines();
+        loop {
+            let (status, value) = get(hub.api, path).await;
+            if status == 200 && check(&value) {
+                return value;
+            }
+            if let Ok(line) = tokio::time::timeout(QUIET, events.next_line()).await {
+                assert!(
+                    line.expect("the event stream").is_some(),
+                    "the event stream ended"
+                );
+            }
+        }
+    })
+    .await
+}
+
 pub(crate) async fn post(api: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
     http(
         api,

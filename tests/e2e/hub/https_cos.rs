@@ -2,8 +2,7 @@
 //! (trusting only the `--ca-file` CA, for the COS host names the real Hub's URLs use) and by
 //! our gateway trusting the same CA.
 
-use super::{ServedHub, gateway_id, get, http, light1, post, serve_hub};
-use crate::support::within;
+use super::{ServedHub, gateway_id, get, http, light1, post, serve_hub, wait_api};
 use gateway::{Gateway, GatewayConfig, GatewayOptions, HubAddress, SubdeviceConfig, TlsSettings};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -17,21 +16,19 @@ fn image() -> Vec<u8> {
     (0..SIZE).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-/// Re-reads the light's update from the API until it is final: its state.
+/// The light's update state once it is final.
 async fn final_state(hub: &ServedHub) -> String {
-    within("the light's update to end", async {
-        loop {
-            let (_, d) = get(hub.api, "/api/devices/E69UADXUYY/light1").await;
-            if let Some(s @ ("succeeded" | "failed" | "cancelled")) =
-                d["update"]["state"]["state"].as_str()
-            {
-                return s.to_owned();
-            }
-            // A condition, not a synchronisation: the API is re-read until it holds.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let device = wait_api(hub, "/api/devices/E69UADXUYY/light1", |d| {
+        matches!(
+            d["update"]["state"]["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        )
     })
-    .await
+    .await;
+    device["update"]["state"]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn our_gateway(hub: &ServedHub, state: &Path, ca_pem: &str) -> Gateway {
@@ -102,15 +99,8 @@ async fn https_cos_under_the_hub_ca_serves_curl_and_our_gateway() {
     let gw = our_gateway(&hub, &dir.path().join("state"), &ca_pem);
     let push =
         json!({"product_id":"E69UADXUYY","version":"V2","method":"devices","devices":["light1"]});
-    within("the light to be online", async {
-        loop {
-            let (_, d) = get(hub.api, "/api/devices/E69UADXUYY/light1").await;
-            if d["online"] == true {
-                break;
-            }
-            // A condition, not a synchronisation: the API is re-read until it holds.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    wait_api(&hub, "/api/devices/E69UADXUYY/light1", |d| {
+        d["online"] == true
     })
     .await;
     let (status, created) = post(hub.api, "/api/tasks", &push).await;

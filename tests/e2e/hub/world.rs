@@ -2,7 +2,7 @@
 //! the clock armed through the hub's control API with `otasim ctl`, and the COS requests read
 //! back from the hub's own transcript (no second server).
 
-use super::{ServedHub, gateway_id, get, light1, serve_hub};
+use super::{ServedHub, gateway_id, get, light1, serve_hub, wait_api};
 use crate::support::within;
 use gateway::download::{CheckpointPolicy, DownloadConfig, RetryPolicy, Timeouts};
 use gateway::{Gateway, GatewayConfig, GatewayOptions, HubAddress, SubdeviceConfig};
@@ -43,21 +43,6 @@ async fn arm_cos(hub: &ServedHub, rule: Value) -> String {
         .strip_prefix("armed ")
         .unwrap_or_else(|| panic!("unexpected answer {out:?}"))
         .to_owned()
-}
-
-/// Re-reads `path` from the API until `check` holds, within the deadline.
-async fn wait_api(hub: &ServedHub, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    within(&format!("a condition on {path}"), async {
-        loop {
-            let (status, value) = get(hub.api, path).await;
-            if status == 200 && check(&value) {
-                return value;
-            }
-            // A condition, not a synchronisation: the API is re-read until it holds.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
 }
 
 /// The light's update once it is final: `(state, code)`.
