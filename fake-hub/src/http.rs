@@ -4,14 +4,19 @@
 //!
 //! Which device a request is for: the devices whose latest `update_firmware` carried a URL for
 //! that object. COS sees only a path, so when several devices hold
-//! such a URL (subdevices of one product behind one gateway), the entry names them all.
+//! such a URL (subdevices of one product behind one gateway), the entry names them all, up to
+//! [`MAX_NAMED_DEVICES`]; past that (a rollout to a whole fleet) it names the first ones and
+//! counts the rest, so recording a request never costs work in proportion to the fleet.
 
 use crate::core::HubCore;
 use crate::transcript::Direction;
 use otasim_protocol::DeviceId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, Weak};
+
+/// The most devices one COS request's record names.
+pub const MAX_NAMED_DEVICES: usize = 64;
 
 /// One HTTP request the firmware store answered, as it reports it to the hub.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +53,10 @@ pub struct HttpRequest {
 pub struct HttpRecord {
     /// The devices the hub signed a URL for this object for (`PID/name`), usually one.
     pub devices: Vec<String>,
+    /// How many more devices hold a URL for this object than `devices` names (see
+    /// [`MAX_NAMED_DEVICES`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_devices: usize,
     /// The request as the store reported it.
     #[serde(flatten)]
     pub request: HttpRequest,
@@ -96,31 +105,58 @@ impl RequestSink {
     }
 }
 
-/// The object of the latest URL the hub signed for each device.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The object of the latest URL the hub signed for each device, indexed both ways.
 #[derive(Debug, Default)]
 pub(crate) struct Issued {
-    latest: Mutex<BTreeMap<DeviceId, String>>,
+    index: Mutex<IssuedIndex>,
+}
+
+#[derive(Debug, Default)]
+struct IssuedIndex {
+    latest: HashMap<DeviceId, String>,
+    holders: HashMap<String, BTreeSet<DeviceId>>,
 }
 
 impl Issued {
     pub(crate) fn note(&self, device: &DeviceId, object: &str) {
-        self.lock().insert(device.clone(), object.to_owned());
+        let mut index = self.lock();
+        if let Some(old) = index.latest.insert(device.clone(), object.to_owned())
+            && let Some(set) = index.holders.get_mut(&old)
+        {
+            set.remove(device);
+            if set.is_empty() {
+                index.holders.remove(&old);
+            }
+        }
+        index
+            .holders
+            .entry(object.to_owned())
+            .or_default()
+            .insert(device.clone());
     }
 
-    /// The devices whose latest URL is for `object`. Expired URLs count: a request with one
-    /// (answered 403) is still that device's.
-    pub(crate) fn holders(&self, object: &str) -> Vec<DeviceId> {
-        self.lock()
-            .iter()
-            .filter(|(_, o)| *o == object)
-            .map(|(d, _)| d.clone())
-            .collect()
+    /// The devices whose latest URL is for `object`, in order, at most `max` of them, and how
+    /// many more there are. Expired URLs count: a request with one (answered 403) is still
+    /// that device's.
+    pub(crate) fn holders(&self, object: &str, max: usize) -> (Vec<DeviceId>, usize) {
+        let index = self.lock();
+        let Some(set) = index.holders.get(object) else {
+            return (Vec::new(), 0);
+        };
+        let named: Vec<DeviceId> = set.iter().take(max).cloned().collect();
+        let more = set.len() - named.len();
+        (named, more)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<DeviceId, String>> {
-        self.latest
+    fn lock(&self) -> std::sync::MutexGuard<'_, IssuedIndex> {
+        // Nothing panics while holding it; a poisoned index is still a consistent one.
+        self.index
             .lock()
-            .expect("issued-URL lock: nothing panics while holding it")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -128,10 +164,10 @@ impl HubCore {
     /// Records a COS request as a `http` transcript entry: client id of the (first) device it
     /// was for, or the client's address; topic `METHOD /object`; payload an [`HttpRecord`].
     pub(crate) fn record_http(&self, request: HttpRequest) {
-        let devices = request
+        let (devices, more_devices) = request
             .object
             .as_deref()
-            .map(|o| self.issued.holders(o))
+            .map(|o| self.issued.holders(o, MAX_NAMED_DEVICES))
             .unwrap_or_default();
         let client_id = devices
             .first()
@@ -144,6 +180,7 @@ impl HubCore {
         );
         let record = HttpRecord {
             devices: devices.iter().map(ToString::to_string).collect(),
+            more_devices,
             request,
         };
         let payload = serde_json::to_string(&record).expect("an HTTP record always serializes");
@@ -167,15 +204,37 @@ mod tests {
         issued.note(&id("light2"), "fw_1.0");
         issued.note(&id("light3"), "fw_1.0");
         issued.note(&id("light3"), "fw_2.0");
-        assert_eq!(issued.holders("fw_1.0"), vec![id("light1"), id("light2")]);
-        assert_eq!(issued.holders("fw_2.0"), vec![id("light3")]);
-        assert!(issued.holders("fw_3.0").is_empty());
+        assert_eq!(
+            issued.holders("fw_1.0", 64),
+            (vec![id("light1"), id("light2")], 0)
+        );
+        assert_eq!(issued.holders("fw_2.0", 64), (vec![id("light3")], 0));
+        assert_eq!(issued.holders("fw_3.0", 64), (vec![], 0));
+    }
+
+    #[test]
+    fn a_fleet_holding_one_object_is_named_up_to_the_cap_and_counted_past_it() {
+        let issued = Issued::default();
+        let fleet: Vec<DeviceId> = (0..1000).map(|i| id(&format!("s{i:04}"))).collect();
+        for d in &fleet {
+            issued.note(d, "fw_2.0");
+        }
+        let (named, more) = issued.holders("fw_2.0", MAX_NAMED_DEVICES);
+        assert_eq!(named, fleet[..MAX_NAMED_DEVICES]);
+        assert_eq!(more, 1000 - MAX_NAMED_DEVICES);
+        // A device moving to another object leaves the first one's count.
+        issued.note(&fleet[0], "fw_3.0");
+        let (named, more) = issued.holders("fw_2.0", MAX_NAMED_DEVICES);
+        assert_eq!(named[0], fleet[1]);
+        assert_eq!(more, 999 - MAX_NAMED_DEVICES);
+        assert_eq!(issued.holders("fw_3.0", 1), (vec![fleet[0].clone()], 0));
     }
 
     #[test]
     fn http_record_payload_is_flat_json() {
         let record = HttpRecord {
             devices: vec!["E69UADXUYY/light1".into()],
+            more_devices: 0,
             request: HttpRequest {
                 cos_seq: 3,
                 client: "127.0.0.1:5000".into(),

@@ -254,6 +254,7 @@ mod tests {
     fn refused(code: &str, message: &str) -> TranscriptEntry {
         let record = HttpRecord {
             devices: vec!["E69UADXUYY/light1".into()],
+            more_devices: 0,
             request: HttpRequest {
                 cos_seq: 1,
                 client: "127.0.0.1:5000".into(),

@@ -37,6 +37,9 @@ use fleet::{FirmwareSource, Fleet, load_fleet};
 /// A firmware image read from its file before anything listens: product, version, path, bytes.
 type FirmwareImage = (String, String, PathBuf, Vec<u8>);
 
+/// The default of `--max-connections` (the library's, which fits in a `u32`).
+const DEFAULT_MAX_CONNECTIONS: u32 = fake_hub::DEFAULT_MAX_CONNECTIONS as u32;
+
 const EXAMPLE_FLEET: &str = include_str!("../../examples/fleet.toml");
 
 /// Arguments of `otasim hub`.
@@ -99,6 +102,12 @@ pub struct HubArgs {
     /// Do not print transcript lines.
     #[arg(long)]
     quiet: bool,
+    /// How many connections each MQTT listener and the fake COS hold at once; more are closed
+    /// at accept. Raise it for fleets over 4,000 gateways (the open-file limit is raised to
+    /// match where the system allows).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_connections: u32,
     /// A bearer token the control API requires (`Authorization: Bearer TOKEN`; the console
     /// takes it once as `/?token=TOKEN`). Without one on a non-loopback `--host`, a random
     /// token is made and printed.
@@ -304,7 +313,7 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
             public_host,
             // Every gateway the MQTT listener holds may download at once when a task reaches
             // the whole fleet: the COS takes as many connections as the listener does.
-            max_connections: Some(fake_hub::DEFAULT_MAX_CONNECTIONS),
+            max_connections: Some(args.max_connections as usize),
             ..CosConfig::default()
         },
     )
@@ -318,6 +327,7 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     config.mqtt_addr = SocketAddr::new(args.host, args.mqtt_port);
     config.tls_addr = args.tls_port.0.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
+    config.max_connections_per_listener = args.max_connections as usize;
     config.tls_names = product_hosts(fleet);
     if args.cos_tls_port.is_some() {
         config
@@ -454,6 +464,16 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
          or --cos-tls-port"
     );
     let images = read_firmware(&fleet.firmware)?;
+    let wanted = super::fdlimit::wanted_for_hub(args.max_connections as usize);
+    let limit = super::fdlimit::raise_to(wanted);
+    // The default fits most shells' limits well enough to stay quiet about it.
+    if limit < wanted && args.max_connections != DEFAULT_MAX_CONNECTIONS {
+        eprintln!(
+            "warning: the open-file limit is {limit}, and --max-connections {} may need {wanted} \
+             (raise it with `ulimit -n {wanted}`, or lower --max-connections)",
+            args.max_connections
+        );
+    }
     let stop = super::signal::stop_signal()?;
     let served = start(&args, &fleet).await?;
     let live = served.hub.watch_transcript();

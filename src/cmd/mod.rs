@@ -21,6 +21,7 @@ mod bench;
 mod cos;
 mod ctl;
 mod demo;
+mod fdlimit;
 mod gateway;
 mod hub;
 mod scenario;

@@ -62,7 +62,10 @@ fn a_push_sends_update_firmware_with_a_signed_url() {
         assert_eq!(cmd["url"], "http://cos.invalid/E69UADXUYY_2.0?valid=3600");
         assert_eq!(cmd["file_size"], 4096);
     }
-    assert_eq!(kit.core.issued.holders("E69UADXUYY_2.0"), subs);
+    assert_eq!(
+        kit.core.issued.holders("E69UADXUYY_2.0", 64),
+        (subs.clone(), 0)
+    );
     // Recorded as sent, in the order sent.
     let outs: Vec<String> = kit
         .transcript()

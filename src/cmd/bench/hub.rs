@@ -52,8 +52,8 @@ pub(super) struct Args {
     /// Gateways connecting at the same time.
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
-    /// Firmware downloads at the same time across the fleet (the hub's COS serves 512
-    /// connections at once and closes more).
+    /// Firmware downloads at the same time across the fleet (the hub's COS holds as many
+    /// connections as its MQTT listener, `otasim hub --max-connections`, and closes more).
     #[arg(long, default_value_t = 256)]
     downloads: usize,
     /// Round trips measured per broker (after 200 unmeasured).
@@ -138,6 +138,12 @@ fn fleet_toml(fleet: &Fleet) -> String {
     out
 }
 
+/// The hub's connection cap for `fleet`: the default, or the fleet and its round-trip device
+/// with room to spare.
+fn max_connections(fleet: &Fleet) -> usize {
+    (fleet.gateways + 64).clamp(fake_hub::DEFAULT_MAX_CONNECTIONS, 65_536)
+}
+
 /// Starts the hub for `fleet`; waits at most the phase timeout for its address line.
 async fn start_hub(dir: &std::path::Path, fleet: &Fleet) -> anyhow::Result<HubProcess> {
     let fleet_file = dir.join("fleet.toml");
@@ -158,6 +164,9 @@ async fn start_hub(dir: &std::path::Path, fleet: &Fleet) -> anyhow::Result<HubPr
             "--tls-port",
             "off",
         ])
+        // Every gateway holds a connection, plus the round-trip device and room to spare.
+        .arg("--max-connections")
+        .arg(max_connections(fleet).to_string())
         .arg("--fleet")
         .arg(&fleet_file)
         .arg("--firmware")
@@ -357,6 +366,22 @@ pub(super) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         downloads: args.downloads,
         phase_timeout: Duration::from_secs(args.phase_timeout_secs.max(1)),
     };
+    // The hub child inherits the limit, and needs more than the clients here do.
+    let largest = match args.series {
+        true => args.sizes.iter().copied().max().unwrap_or(1),
+        false => args.gateways,
+    };
+    let wanted = crate::cmd::fdlimit::wanted_for_hub(max_connections(&Fleet {
+        gateways: largest,
+        ..fleet
+    }));
+    let limit = crate::cmd::fdlimit::raise_to(wanted);
+    if limit < wanted {
+        eprintln!(
+            "warning: the open-file limit is {limit}; {largest} gateways need about {wanted} \
+             (run as root, or `ulimit -n {wanted}` first), so the largest fleets may fail"
+        );
+    }
     if args.series {
         return series::run(fleet, &args.sizes, args.samples).await;
     }
