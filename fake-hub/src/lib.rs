@@ -16,6 +16,7 @@ pub mod api;
 mod auth;
 mod broker;
 mod clock;
+pub mod cluster;
 mod core;
 mod faults;
 mod hooks;
@@ -35,7 +36,7 @@ mod unit;
 
 pub use acl::TopicAccess;
 pub use faults::{FaultId, Fires, HubFaultAction, HubFaultRule, InstalledFault, Milestone};
-pub use http::{HttpRecord, HttpRequest, RequestSink};
+pub use http::{HttpRecord, HttpRequest, MAX_NAMED_DEVICES, RequestSink};
 pub use registry::{DeviceKind, FirmwareInfo};
 pub use store::{FirmwareStore, StoreError, StoredObject};
 pub use tasks::{
@@ -83,6 +84,8 @@ pub struct HubConfig {
     /// `*.iotcloud.tencentdevices.com`, `localhost` and 127.0.0.1 (for example each product's
     /// `{pid}.iotcloud.tencentdevices.com`).
     pub tls_names: Vec<String>,
+    /// The cluster this hub owns, if it is the owner node of one (see [`cluster`]).
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 /// The default CONNECT deadline: ample for any real client, short enough to shed idle sockets.
@@ -102,6 +105,7 @@ impl HubConfig {
             connect_deadline: DEFAULT_CONNECT_DEADLINE,
             max_connections_per_listener: DEFAULT_MAX_CONNECTIONS,
             tls_names: Vec::new(),
+            cluster: None,
         }
     }
 
@@ -201,6 +205,16 @@ fn device_status(state: &core::State, rec: &DeviceRecord) -> Option<DeviceStatus
 pub struct Hub {
     core: Arc<HubCore>,
     broker: Broker,
+    /// What every node's broker reaches the Hub through (the edges over the control API).
+    owner: Arc<cluster::Owner>,
+}
+
+/// A broker's start error with its cause, as one line.
+fn broker_error(e: broker::BrokerError) -> HubError {
+    HubError::Broker(match std::error::Error::source(&e) {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    })
 }
 
 impl Hub {
@@ -235,35 +249,46 @@ impl Hub {
             connect_deadline: config.connect_deadline,
             max_connections: config.max_connections_per_listener,
         };
+        if let Some(cluster) = &config.cluster {
+            cluster.validate()?;
+        }
         let core = Arc::new(HubCore::new(store, config.url_validity, config.strict, ca));
         *core.transcript() = transcript::Ring::new(config.transcript_limits);
+        let node = config
+            .cluster
+            .as_ref()
+            .map_or(cluster::SOLO_NODE, |c| c.node_id);
+        let owner = Arc::new(cluster::Owner::new(Arc::clone(&core), node));
         let broker = Broker::start(
             BrokerConfig {
                 mqtt_addr: config.mqtt_addr,
                 tls,
                 limits,
+                cluster: config.cluster,
             },
-            Arc::clone(&core) as _,
+            Arc::clone(&owner) as _,
         )
         .await
-        .map_err(|e| {
-            HubError::Broker(format!(
-                "{e}: {}",
-                std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
+        .map_err(broker_error)?;
         core.attach(broker.handle());
         core.store()
             .attach(http::RequestSink::new(Arc::downgrade(&core)));
         core.spawn(tasks::schedule::run(Arc::clone(&core)));
-        Ok(Hub { core, broker })
+        Ok(Hub {
+            core,
+            broker,
+            owner,
+        })
     }
 
     /// The MQTT listener's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.broker.local_addr()
+    }
+
+    /// What every node's broker reaches the Hub through.
+    pub(crate) fn owner(&self) -> &cluster::Owner {
+        &self.owner
     }
 
     /// Registers a gateway with its base64 secret.

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
+mod cluster;
 mod fleet;
 use fleet::{FirmwareSource, Fleet, load_fleet};
 
@@ -120,6 +121,8 @@ pub struct HubArgs {
     /// Print an example fleet file and exit.
     #[arg(long)]
     example_fleet: bool,
+    #[command(flatten)]
+    cluster: cluster::ClusterArgs,
 }
 
 /// The scheme firmware URLs are written with.
@@ -328,6 +331,7 @@ async fn start(args: &HubArgs, fleet: &Fleet) -> anyhow::Result<Served> {
     config.tls_addr = args.tls_port.0.map(|p| SocketAddr::new(args.host, p));
     config.strict = args.strict;
     config.max_connections_per_listener = args.max_connections as usize;
+    config.cluster = args.cluster.config()?;
     config.tls_names = product_hosts(fleet);
     if args.cos_tls_port.is_some() {
         config
@@ -434,6 +438,10 @@ pub(super) async fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
     if args.example_fleet {
         say_raw!("{EXAMPLE_FLEET}");
         return Ok(ExitCode::SUCCESS);
+    }
+    let cluster_config = args.cluster.config()?;
+    if let (Some(config), Some(owner)) = (cluster_config.clone(), args.cluster.cluster_owner) {
+        return cluster::run_edge(&args, config, owner).await;
     }
     let mut fleet = match &args.fleet {
         Some(path) => load_fleet(path)?,

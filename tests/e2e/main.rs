@@ -1,6 +1,7 @@
 //! End-to-end tests: real sockets on loopback, real files, one module per family.
 
 mod cloud_sdk;
+mod cluster;
 mod console;
 mod cos;
 mod cos_sdk;

@@ -6,5 +6,5 @@ mod control;
 
 pub use control::{
     ApiAccess, ApiError, ApiServer, MAX_EVENT_STREAMS, MAX_FIRMWARE_BYTES, router, serve,
-    serve_guarded, serve_with,
+    serve_guarded, serve_proxy, serve_with,
 };

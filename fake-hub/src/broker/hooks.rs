@@ -82,7 +82,7 @@ impl Handler for HookAdapter {
             Parameter::ClientAuthenticate(info) => {
                 // One CONNECT per client id at a time (see `takeover`).
                 let turn = self.takeover.turn(&self.scx, info.id()).await;
-                let (result, accepted) = self.authenticate(info, turn.busy);
+                let (result, accepted) = self.authenticate(info, turn.busy).await;
                 // A code 3 refusal passes authentication too (see `fitter`) but never connects.
                 if accepted {
                     self.takeover.accepted(info.id(), turn);
@@ -101,7 +101,7 @@ impl Handler for HookAdapter {
                 (true, acc)
             }
             Parameter::ClientSubscribeCheckAcl(session, sub) => {
-                let result = self.check_subscribe(session, sub);
+                let result = self.check_subscribe(session, sub).await;
                 // Awaiting here holds the SUBACK, which waits for every filter's ACL answer.
                 if let Some(hold) = self
                     .hooks
@@ -118,18 +118,19 @@ impl Handler for HookAdapter {
                     let detail = format!("PUBLISH to the wildcard topic {}", publish.topic);
                     self.hooks.on_protocol_violation(client_id, &detail);
                     PublishAclResult::rejected(true, None)
-                } else if self.hooks.allow_publish(client_id, &publish.topic) {
-                    self.hooks.on_publish(
+                } else if self
+                    .hooks
+                    .publish_later(
                         client_id,
                         &publish.topic,
                         &publish.payload,
                         publish.qos.value(),
-                    );
+                    )
+                    .await
+                {
                     PublishAclResult::allow()
                 } else {
                     debug!(client_id, topic = %publish.topic, "publish refused");
-                    self.hooks
-                        .on_publish_refused(client_id, &publish.topic, &publish.payload);
                     // Dropped, not disconnected: the hub records it and the device carries on.
                     PublishAclResult::rejected(false, None)
                 };
@@ -138,7 +139,7 @@ impl Handler for HookAdapter {
             Parameter::MessagePublish(_, from, publish)
                 if matches!(from.typ(), FromType::LastWill) =>
             {
-                (true, self.will(from, publish).or(acc))
+                (true, self.will(from, publish).await.or(acc))
             }
             Parameter::SessionSubscribed(session, sub) => {
                 self.hooks.on_subscribed(
@@ -165,10 +166,10 @@ impl Handler for HookAdapter {
 }
 
 impl HookAdapter {
-    fn authenticate(&self, info: &RmqttConnectInfo, busy: bool) -> (HookResult, bool) {
+    async fn authenticate(&self, info: &RmqttConnectInfo, busy: bool) -> (HookResult, bool) {
         let mut info = connect_info(info, &self.peers);
         info.taken = busy;
-        let verdict = self.hooks.authenticate(&info);
+        let verdict = self.hooks.authenticate_later(&info).await;
         debug!(client_id = %info.client_id, ?verdict, "authenticate");
         let result = HookResult::AuthResult(match verdict {
             // Never a superuser: a superuser would bypass both ACL hooks.
@@ -184,9 +185,13 @@ impl HookAdapter {
         (result, verdict == AuthVerdict::Accept)
     }
 
-    fn check_subscribe(&self, session: &Session, sub: &Subscribe) -> HookResult {
+    async fn check_subscribe(&self, session: &Session, sub: &Subscribe) -> HookResult {
         let client_id: &str = &session.id.client_id;
-        let result = if self.hooks.allow_subscribe(client_id, &sub.topic_filter) {
+        let allowed = self
+            .hooks
+            .allow_subscribe_later(client_id, &sub.topic_filter)
+            .await;
+        let result = if allowed {
             // Grant what was asked (rmqtt already capped it at the listener's maximum, QoS 1;
             // an ACL answer can only lower a grant, never raise it).
             SubscribeAclResult::new_success(sub.opts.qos(), None)
@@ -199,11 +204,12 @@ impl HookAdapter {
 
     /// A Last Will about to be published: the hub records it, and a will it no longer allows
     /// goes to [`DIVERTED_WILL_TOPIC`], where no client may subscribe.
-    fn will(&self, from: &From, publish: &Publish) -> Option<HookResult> {
+    async fn will(&self, from: &From, publish: &Publish) -> Option<HookResult> {
         let client_id: &str = &from.id.client_id;
         if self
             .hooks
-            .on_will(client_id, &publish.topic, &publish.payload)
+            .on_will_later(client_id, &publish.topic, &publish.payload)
+            .await
         {
             return None;
         }

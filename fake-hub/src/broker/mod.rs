@@ -47,6 +47,9 @@ pub(crate) enum AuthVerdict {
 /// A pause the hub's logic asks the broker to take before sending an acknowledgement.
 pub(crate) type Hold = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// A decision that may take a while: an edge node of a cluster asks the owner node.
+pub(crate) type Later<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// The parts of a CONNECT packet the hub's logic needs to authenticate a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConnectInfo {
@@ -178,6 +181,53 @@ pub(crate) trait BrokerHooks: Send + Sync + 'static {
     fn on_will(&self, _client_id: &str, _topic: &str, _payload: &[u8]) -> bool {
         true
     }
+
+    // The broker calls the decisions below, which answer later; by default they answer at once
+    // from the calls above. An edge node of a cluster answers them by asking the owner.
+
+    /// [`BrokerHooks::authenticate`], answered later.
+    fn authenticate_later<'a>(&'a self, info: &'a ConnectInfo) -> Later<'a, AuthVerdict> {
+        Box::pin(std::future::ready(self.authenticate(info)))
+    }
+
+    /// [`BrokerHooks::allow_subscribe`], answered later.
+    fn allow_subscribe_later<'a>(
+        &'a self,
+        client_id: &'a str,
+        topic_filter: &'a str,
+    ) -> Later<'a, bool> {
+        Box::pin(std::future::ready(
+            self.allow_subscribe(client_id, topic_filter),
+        ))
+    }
+
+    /// A client PUBLISH: [`BrokerHooks::allow_publish`], then [`BrokerHooks::on_publish`] or
+    /// [`BrokerHooks::on_publish_refused`]; answers whether it is routed.
+    fn publish_later<'a>(
+        &'a self,
+        client_id: &'a str,
+        topic: &'a str,
+        payload: &'a [u8],
+        qos: u8,
+    ) -> Later<'a, bool> {
+        let allowed = self.allow_publish(client_id, topic);
+        if allowed {
+            self.on_publish(client_id, topic, payload, qos);
+        } else {
+            self.on_publish_refused(client_id, topic, payload);
+        }
+        Box::pin(std::future::ready(allowed))
+    }
+
+    /// [`BrokerHooks::on_will`], answered later.
+    fn on_will_later<'a>(
+        &'a self,
+        client_id: &'a str,
+        topic: &'a str,
+        payload: &'a [u8],
+    ) -> Later<'a, bool> {
+        Box::pin(std::future::ready(self.on_will(client_id, topic, payload)))
+    }
 }
 
 /// Where and how the broker listens.
@@ -190,6 +240,8 @@ pub(crate) struct BrokerConfig {
     pub(crate) tls: Option<TlsListener>,
     /// The CONNECT deadline and connection cap of every listener.
     pub(crate) limits: FrontLimits,
+    /// The cluster this broker joins, if any.
+    pub(crate) cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// The TLS port: its address and PEM material.
@@ -223,6 +275,9 @@ pub(crate) enum BrokerError {
         #[source]
         source: io::Error,
     },
+    /// The broker could not join its cluster.
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
     /// The broker thread ended before reporting its listener (it panicked).
     #[error("the broker thread stopped before its listener was ready")]
     Stopped,

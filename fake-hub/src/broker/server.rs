@@ -176,14 +176,14 @@ async fn serve(
     connections: Arc<Connections>,
     commands: mpsc::UnboundedReceiver<Command>,
 ) -> Result<(SocketAddr, Option<SocketAddr>), BrokerError> {
-    // Busy checking refuses CONNECTs with code 3 on a loaded machine (a test run is one).
-    let scx = ServerContext::new().busy_check_enable(false).build().await;
+    let scx = context(config.cluster.as_ref()).await?;
     let unavailable = Arc::new(Unavailable::default());
     *scx.extends.fitter_mgr_mut().await = Box::new(HubFitterManager {
         unavailable: unavailable.clone(),
     });
     let peers = Arc::new(PeerBook::default());
     hooks::install(&scx, hooks.clone(), connections, unavailable, peers.clone()).await;
+    join_cluster(&scx, config.cluster.as_ref()).await?;
 
     // rmqtt's own listener: loopback, an OS-assigned port, reached only through the front.
     let internal = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -231,6 +231,46 @@ async fn serve(
     }
     tokio::spawn(handle::drain(scx, commands));
     Ok((local_addr, tls_addr))
+}
+
+/// rmqtt's server context: alone, or this node's in a cluster.
+async fn context(
+    cluster: Option<&crate::cluster::ClusterConfig>,
+) -> Result<ServerContext, BrokerError> {
+    match cluster {
+        // Busy checking refuses CONNECTs with code 3 on a loaded machine (a test run is one).
+        None => Ok(ServerContext::new().busy_check_enable(false).build().await),
+        #[cfg(feature = "cluster")]
+        Some(cluster) => Ok(crate::cluster::plugin::context(cluster).await),
+        #[cfg(not(feature = "cluster"))]
+        Some(_) => Err(BrokerError::Cluster(
+            "this build has no cluster support (build with `--features cluster`)".into(),
+        )),
+    }
+}
+
+/// Joins the cluster, if there is one: after the hooks, before any listener accepts.
+async fn join_cluster(
+    scx: &ServerContext,
+    cluster: Option<&crate::cluster::ClusterConfig>,
+) -> Result<(), BrokerError> {
+    let Some(cluster) = cluster else {
+        return Ok(());
+    };
+    let addr = cluster
+        .validate()
+        .map_err(|e| BrokerError::Cluster(e.to_string()))?;
+    #[cfg(feature = "cluster")]
+    return crate::cluster::plugin::join(scx, addr)
+        .await
+        .map_err(BrokerError::Cluster);
+    #[cfg(not(feature = "cluster"))]
+    {
+        let _ = (scx, addr);
+        Err(BrokerError::Cluster(
+            "this build has no cluster support".into(),
+        ))
+    }
 }
 
 fn bound_addr(listener: &Listener, asked: SocketAddr) -> Result<SocketAddr, BrokerError> {

@@ -29,13 +29,16 @@
 //! | `GET /codes` | the meaning of every OTA and gateway result code, and the final task states |
 //! | `POST /reset` | removes faults, ends holds, cancels unfinished tasks |
 //! | `GET /events` | server-sent events: `transcript` entries and `device` state changes, live |
+//! | `POST /cluster/v1/batch`, `POST /cluster/v1/hold` | an edge node's hook calls, in order (see [`crate::cluster`]) |
 
 mod actions;
+mod cluster;
 mod cos;
 mod error;
 mod events;
 mod guard;
 mod openapi;
+mod proxy;
 mod registry;
 mod tasks;
 mod view;
@@ -67,6 +70,7 @@ pub(crate) struct ApiState {
 }
 
 pub use guard::ApiAccess;
+pub use proxy::serve_proxy;
 
 /// How many `/api/events` streams may be open at once (503 beyond).
 pub const MAX_EVENT_STREAMS: usize = events::MAX_STREAMS;
@@ -156,6 +160,12 @@ fn routes(state: ApiState) -> Router {
         .route("/api/codes", get(view::codes))
         .route("/api/events", get(events::stream))
         .merge(firmware)
+        .merge(
+            Router::new()
+                .route(crate::cluster::BATCH_PATH, post(cluster::batch))
+                .route(crate::cluster::HOLD_PATH, post(cluster::hold))
+                .layer(DefaultBodyLimit::max(crate::cluster::MAX_BATCH_BYTES)),
+        )
         .fallback(error::not_found)
         .with_state(state)
 }

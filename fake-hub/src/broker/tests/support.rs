@@ -166,6 +166,7 @@ impl TestHub {
                     connect_deadline: std::time::Duration::from_secs(10),
                     max_connections: 1024,
                 },
+                cluster: None,
             },
             hooks.clone(),
         )
