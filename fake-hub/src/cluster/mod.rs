@@ -15,7 +15,7 @@
 
 mod edge;
 mod owner;
-mod wire;
+pub(crate) mod wire;
 
 #[cfg(feature = "cluster")]
 pub(crate) mod plugin;

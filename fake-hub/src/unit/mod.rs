@@ -3,6 +3,7 @@
 //! the test. What the hub would publish is kept and read back; nothing listens on a socket.
 
 mod auth;
+mod cluster;
 mod ota;
 mod tasks;
 mod topology;

@@ -17,6 +17,7 @@
 mod capacity;
 mod client;
 mod fleet;
+mod nodes;
 mod proc;
 mod rtt;
 mod series;
@@ -65,6 +66,10 @@ pub(super) struct Args {
     /// Fleet sizes of --series, in gateways (each with --subdevices).
     #[arg(long, value_delimiter = ',', default_value = "1000,2000,5000,10000")]
     sizes: Vec<usize>,
+    /// Run the fleet on one hub, then on a cluster of this many nodes (an owner and edges, as
+    /// `otasim hub --cluster-*`; needs an otasim built with `--features cluster`), side by side.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=16))]
+    nodes: Option<u16>,
     /// Longest any phase (hub start, connect, update) may take before it is reported failed.
     #[arg(long, default_value_t = 300)]
     phase_timeout_secs: u64,
@@ -93,11 +98,14 @@ impl Fleet {
     }
 }
 
-/// `otasim hub` as a child process, killed on drop.
+/// `otasim hub` as a child process, killed on drop; with `--nodes`, the owner node of a
+/// cluster whose edge nodes are child processes too.
 struct HubProcess {
     child: Child,
     mqtt: SocketAddr,
     api: SocketAddr,
+    /// The edge nodes and their MQTT listeners, if the hub is a cluster.
+    edges: Vec<(Child, SocketAddr)>,
 }
 
 impl HubProcess {
@@ -105,8 +113,30 @@ impl HubProcess {
         self.child.id()
     }
 
+    /// Every node's MQTT listener, the owner's first: gateway `g` connects to `g % len`.
+    fn mqtt_nodes(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.mqtt)
+            .chain(self.edges.iter().map(|(_, a)| *a))
+            .collect()
+    }
+
+    /// The peak RSS of every node process, in MiB, summed (the one hub's without a cluster).
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let edges: Option<f64> = self
+            .edges
+            .iter()
+            .map(|(c, _)| proc::peak_rss_mib(c.id()))
+            .sum();
+        Some(proc::peak_rss_mib(self.pid())? + edges?)
+    }
+
     /// Kills the hub and waits until it is gone, so the next size starts on a quiet machine.
     async fn stop(mut self) {
+        for (mut edge, _) in std::mem::take(&mut self.edges) {
+            if let Err(e) = edge.kill().await {
+                eprintln!("warning: could not stop an edge node: {e}");
+            }
+        }
         if let Err(e) = self.child.kill().await {
             eprintln!("warning: could not stop otasim hub: {e}");
         }
@@ -146,6 +176,15 @@ fn max_connections(fleet: &Fleet) -> usize {
 
 /// Starts the hub for `fleet`; waits at most the phase timeout for its address line.
 async fn start_hub(dir: &std::path::Path, fleet: &Fleet) -> anyhow::Result<HubProcess> {
+    start_hub_with(dir, fleet, &[]).await
+}
+
+/// [`start_hub`] with `extra` arguments for `otasim hub`.
+async fn start_hub_with(
+    dir: &std::path::Path,
+    fleet: &Fleet,
+    extra: &[String],
+) -> anyhow::Result<HubProcess> {
     let fleet_file = dir.join("fleet.toml");
     std::fs::write(&fleet_file, fleet_toml(fleet))?;
     let image = dir.join("fw.bin");
@@ -171,29 +210,39 @@ async fn start_hub(dir: &std::path::Path, fleet: &Fleet) -> anyhow::Result<HubPr
         .arg(&fleet_file)
         .arg("--firmware")
         .arg(format!("{SUB_PRODUCT}:2.0:{}", image.display()))
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .context("starting otasim hub")?;
+    let first = listening_line(&mut child, fleet.phase_timeout).await?;
+    Ok(HubProcess {
+        mqtt: line_addr(&first, "mqtt")?,
+        api: line_addr(&first, "api")?,
+        child,
+        edges: Vec::new(),
+    })
+}
+
+/// A child `otasim hub`'s first line, read within `limit`; the rest of its stdout is drained.
+async fn listening_line(child: &mut Child, limit: Duration) -> anyhow::Result<String> {
     let mut lines = BufReader::new(child.stdout.take().context("piped stdout")?).lines();
-    let first = tokio::time::timeout(fleet.phase_timeout, lines.next_line())
+    let first = tokio::time::timeout(limit, lines.next_line())
         .await
         .context("otasim hub printed no address line in time")??
         .context("otasim hub printed nothing")?;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let addr = |key: &str| -> anyhow::Result<SocketAddr> {
-        let v = first
-            .split(' ')
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .with_context(|| format!("no {key}= in {first:?}"))?;
-        Ok(v.parse()?)
-    };
-    Ok(HubProcess {
-        mqtt: addr("mqtt")?,
-        api: addr("api")?,
-        child,
-    })
+    Ok(first)
+}
+
+/// The `key=` address of a `listening` line.
+fn line_addr(line: &str, key: &str) -> anyhow::Result<SocketAddr> {
+    let v = line
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .with_context(|| format!("no {key}= in {line:?}"))?;
+    Ok(v.parse()?)
 }
 
 /// One HTTP request to the control API, bounded by [`API_TIMEOUT`]; answers status and body.
@@ -232,14 +281,16 @@ async fn connect_all(
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(fleet.concurrency.max(1)));
     let mut tasks = JoinSet::new();
+    let nodes = hub.mqtt_nodes();
     for g in 0..fleet.gateways {
+        let mqtt = nodes[g % nodes.len()];
         let gw = SimGateway {
             id: DeviceId::new(GW_PRODUCT, format!("gw{g}"))?,
             subdevices: (0..fleet.subdevices)
                 .map(|s| DeviceId::new(SUB_PRODUCT, format!("s{g}_{s}")))
                 .collect::<Result<_, _>>()?,
         };
-        let (gate, counters, mqtt) = (gate.clone(), counters.clone(), hub.mqtt);
+        let (gate, counters) = (gate.clone(), counters.clone());
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await?;
             let id = gw.id.clone();
@@ -382,6 +433,9 @@ pub(super) async fn run(args: Args) -> anyhow::Result<ExitCode> {
              (run as root, or `ulimit -n {wanted}` first), so the largest fleets may fail"
         );
     }
+    if let Some(nodes) = args.nodes {
+        return nodes::run(fleet, usize::from(nodes)).await;
+    }
     if args.series {
         return series::run(fleet, &args.sizes, args.samples).await;
     }
@@ -404,7 +458,7 @@ async fn single(fleet: Fleet, samples: usize) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let client_cpu = proc::cpu_used(clients_before, CpuTime::of(None));
-    let hub_rss = proc::peak_rss_mib(hub.pid());
+    let hub_rss = hub.peak_rss_mib();
     let rtts = round_trips(&hub, dir.path(), samples).await?;
     hub.stop().await;
     let devices = fleet.devices();

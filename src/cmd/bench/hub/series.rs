@@ -150,7 +150,7 @@ async fn measure(hub: &HubProcess, fleet: &Fleet) -> Result<Measured, Failed> {
     let started = Instant::now();
     let (ready, connect) = bounded("connecting", limit, connect_all(hub, fleet, &counters))
         .await
-        .map_err(|e| failed("connect", started, &e, proc::peak_rss_mib(hub.pid())))?;
+        .map_err(|e| failed("connect", started, &e, hub.peak_rss_mib()))?;
     let cpu_connected = CpuTime::of(None);
     let update_started = Instant::now();
     let updated = bounded(
@@ -159,14 +159,14 @@ async fn measure(hub: &HubProcess, fleet: &Fleet) -> Result<Measured, Failed> {
         update_all(hub, fleet, ready, &counters),
     )
     .await
-    .map_err(|e| failed("update", update_started, &e, proc::peak_rss_mib(hub.pid())))?;
+    .map_err(|e| failed("update", update_started, &e, hub.peak_rss_mib()))?;
     let cpu_end = CpuTime::of(None);
     Ok(Measured {
         connect,
         update: updated.elapsed,
         messages: updated.messages,
         succeeded: updated.succeeded,
-        hub_rss: proc::peak_rss_mib(hub.pid()),
+        hub_rss: hub.peak_rss_mib(),
         client_cpu: proc::cpu_used(cpu_start, cpu_end),
         client_us_per_msg: proc::cpu_used(cpu_connected, cpu_end)
             .map(|cpu| cpu.as_secs_f64() * 1e6 / updated.messages.max(1) as f64),
