@@ -5,10 +5,11 @@
 //! immutable for as long as any request holds them.
 //!
 //! The file is an `O_TMPFILE` in the temporary folder when that is a disk filesystem: its page
-//! cache keeps large folios (ext4, xfs), which `sendfile` moves, and the client's kernel frees,
-//! at a fraction of the per-page cost of the 4 KiB pages of a memfd where shared-memory huge
-//! pages are off (the common default); nginx serving a file from disk has the same advantage.
-//! It takes disk space while held and is gone when dropped, even after a crash. Where the
+//! cache keeps large folios (ext4, xfs), which `sendfile` hands to the socket (and a loopback
+//! receiver releases) at a fraction of the per-page cost of the 4 KiB pages of a memfd where
+//! shared-memory huge pages are off (the common default); nginx serving a file from disk has the
+//! same advantage. It takes disk space while held (a full disk fails the load, as a full memory
+//! fails a memfd) and is gone when dropped, even after a crash. Where the
 //! temporary folder is in memory (tmpfs) or takes no `O_TMPFILE`, the bytes go to a sealed memfd
 //! (no write, grow or shrink), and where no memfd can be made either, they stay in memory.
 
