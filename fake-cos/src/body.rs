@@ -78,7 +78,8 @@ impl http_body::Body for DirectBody {
             return Poll::Ready(None);
         }
         let stop = (self.sent + DIRECT_CHUNK_BYTES).min(len);
-        // A memfd read is a memory copy: it never waits on a device.
+        // The object's pages were written when it was stored and stay in memory (page cache or
+        // memfd): a read is a memory copy, which waits on a device only under memory pressure.
         let chunk = match self.span.read(self.sent, stop) {
             Ok(chunk) => chunk,
             Err(error) => return Poll::Ready(Some(Err(error))),

@@ -3,7 +3,7 @@
 //! hyper writes every body from user memory, so the kernel copies each byte out of the process
 //! once more than a file server needs. Here a small loop reads request heads itself (with
 //! `httparse`, the parser hyper uses). A `GET` that is answered with stored bytes no fault rule
-//! touched gets its head written here and its body `sendfile`d from the object's memfd, and
+//! touched gets its head written here and its body `sendfile`d from the object's file, and
 //! the loop waits for the next request on the connection. Anything else (a `PUT`, `HEAD`, an
 //! error answer, a fired rule, a head this loop does not take apart, HTTP/1.0) hands the
 //! connection, with the bytes already read, to the existing hyper path for the rest of its

@@ -1,8 +1,17 @@
-//! The object store. Each object's bytes live in a sealed, unnamed in-memory file (a Linux
-//! memfd): never on a disk and never in the process's heap, so a large object does not count
-//! against the server's resident memory, and a connection can `sendfile(2)` a range of it
-//! straight into its socket. The seals (no write, grow or shrink) make the bytes immutable for
-//! as long as any request holds them. Where no memfd can be made, the bytes stay in memory.
+//! The object store. Each object's bytes live in an unnamed file that only this process holds,
+//! and only for reading: never in the process's heap, so a large object does not count against
+//! the server's resident memory, and a connection can `sendfile(2)` a range of it straight into
+//! its socket. No name and no writable descriptor remain once it is filled, so the bytes are
+//! immutable for as long as any request holds them.
+//!
+//! The file is an `O_TMPFILE` in the temporary folder when that is a disk filesystem: its page
+//! cache keeps large folios (ext4, xfs), which `sendfile` hands to the socket (and a loopback
+//! receiver releases) at a fraction of the per-page cost of the 4 KiB pages of a memfd where
+//! shared-memory huge pages are off (the common default); nginx serving a file from disk has the
+//! same advantage. It takes disk space while held (a full disk fails the load, as a full memory
+//! fails a memfd) and is gone when dropped, even after a crash. Where the
+//! temporary folder is in memory (tmpfs) or takes no `O_TMPFILE`, the bytes go to a sealed memfd
+//! (no write, grow or shrink), and where no memfd can be made either, they stay in memory.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
-use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
 use serde::Serialize;
 use tracing::warn;
 
@@ -37,7 +46,7 @@ pub struct ObjectInfo {
 /// Where an object's bytes are.
 #[derive(Debug, Clone)]
 pub(crate) enum Content {
-    /// A sealed memfd holding exactly the object.
+    /// A read-only descriptor of an unnamed file (or sealed memfd) holding exactly the object.
     File(Arc<File>),
     /// The bytes themselves.
     Memory(Bytes),
@@ -47,13 +56,21 @@ pub(crate) enum Content {
 const LOAD_CHUNK: usize = 1 << 20;
 
 impl Content {
-    /// A sealed memfd filled from `reader`, with the length and MD5 of what was read.
+    /// An unnamed, read-only file filled from `reader` (see the module's notes on which kind),
+    /// with the length and MD5 of what was read.
     fn load(reader: &mut dyn Read) -> io::Result<(Content, u64, String)> {
-        let fd = rustix::fs::memfd_create(
-            "fake-cos-object",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
-        let mut file = File::from(fd);
+        let fresh = match unnamed_disk_file(&std::env::temp_dir()) {
+            Some(fresh) => fresh,
+            None => Fresh::Memfd(memfd()?),
+        };
+        Self::fill(fresh, reader)
+    }
+
+    /// Fills `fresh` from `reader`, then closes it to writes.
+    fn fill(fresh: Fresh, reader: &mut dyn Read) -> io::Result<(Content, u64, String)> {
+        let mut writer = match &fresh {
+            Fresh::Memfd(file) | Fresh::Unnamed { write: file, .. } => file,
+        };
         let (mut md5, mut size) = (Md5::new(), 0u64);
         let mut buf = vec![0u8; LOAD_CHUNK];
         loop {
@@ -64,19 +81,60 @@ impl Content {
                 Err(e) => return Err(e),
             };
             md5.update(&buf[..n]);
-            file.write_all(&buf[..n])?;
+            writer.write_all(&buf[..n])?;
             size += n as u64;
         }
-        rustix::fs::fcntl_add_seals(
-            &file,
-            SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
-        )?;
+        let file = match fresh {
+            Fresh::Memfd(file) => {
+                rustix::fs::fcntl_add_seals(
+                    &file,
+                    SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+                )?;
+                file
+            }
+            // Dropping the writable descriptor leaves only the read-only one.
+            Fresh::Unnamed { read, .. } => read,
+        };
         Ok((
             Content::File(Arc::new(file)),
             size,
             hex::encode(md5.finalize()),
         ))
     }
+}
+
+/// A file [`Content::fill`] writes.
+enum Fresh {
+    /// A memfd, sealed once filled.
+    Memfd(File),
+    /// An unnamed file's writable descriptor, and a read-only one of the same file.
+    Unnamed { write: File, read: File },
+}
+
+fn memfd() -> io::Result<File> {
+    let fd = rustix::fs::memfd_create(
+        "fake-cos-object",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    Ok(File::from(fd))
+}
+
+/// An `O_TMPFILE` in `dir`, unless that folder is in memory anyway (where a sealed memfd is the
+/// same pages with stronger guarantees), takes no unnamed files, or the file cannot be opened
+/// again read-only (through `/proc/self/fd`).
+fn unnamed_disk_file(dir: &std::path::Path) -> Option<Fresh> {
+    use std::os::fd::AsRawFd;
+    const TMPFS_MAGIC: u32 = 0x0102_1994;
+    const RAMFS_MAGIC: u32 = 0x8584_58f6;
+    // The magic numbers are 32-bit; `f_type`'s width and sign differ between platforms.
+    let kind = rustix::fs::statfs(dir).ok()?.f_type as u32;
+    if kind == TMPFS_MAGIC || kind == RAMFS_MAGIC {
+        return None;
+    }
+    let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
+    let write = File::from(rustix::fs::open(dir, flags, Mode::RUSR | Mode::WUSR).ok()?);
+    let read = File::open(format!("/proc/self/fd/{}", write.as_raw_fd())).ok()?;
+    Some(Fresh::Unnamed { write, read })
 }
 
 /// Bytes `start..end` of one object's content.
@@ -246,11 +304,40 @@ mod tests {
         assert_eq!(object.info.size, bytes.len() as u64);
         assert_eq!(object.info.md5_hex, hex::encode(Md5::digest(&bytes)));
         let span = object.span(5, bytes.len() as u64 - 3);
-        let read = span.read(10, span.len()).expect("memfd reads");
+        let read = span.read(10, span.len()).expect("the file reads");
         assert_eq!(&read[..], &bytes[15..bytes.len() - 3]);
-        let (file, at) = span.file().expect("held in a memfd");
+        let (file, at) = span.file().expect("held in a file");
         assert_eq!(at, 5);
-        assert!(file.write_at(b"x", 0).is_err(), "sealed against writes");
+        assert!(file.write_at(b"x", 0).is_err(), "closed against writes");
+        assert!(file.set_len(0).is_err(), "closed against shrinking");
+    }
+
+    #[test]
+    fn both_kinds_of_file_hold_the_bytes_read_only() {
+        let bytes: Vec<u8> = (0..LOAD_CHUNK + 5).map(|i| (i % 253) as u8).collect();
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let mut kinds = vec![Fresh::Memfd(memfd().expect("a memfd"))];
+        // Absent where the temporary folder is a tmpfs or takes no O_TMPFILE.
+        kinds.extend(unnamed_disk_file(dir.path()));
+        for fresh in kinds {
+            let sealed = matches!(fresh, Fresh::Memfd(_));
+            let (content, size, md5_hex) = Content::fill(fresh, &mut &bytes[..]).expect("filled");
+            assert_eq!(size, bytes.len() as u64);
+            assert_eq!(md5_hex, hex::encode(Md5::digest(&bytes)));
+            let Content::File(file) = content else {
+                panic!("a file");
+            };
+            let mut back = vec![0; bytes.len()];
+            file.read_exact_at(&mut back, 0).expect("reads");
+            assert_eq!(back, bytes, "sealed {sealed}");
+            assert!(file.write_at(b"x", 0).is_err(), "sealed {sealed}");
+            assert!(file.set_len(1).is_err(), "sealed {sealed}");
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("lists").count(),
+            0,
+            "no name is ever made"
+        );
     }
 
     #[test]

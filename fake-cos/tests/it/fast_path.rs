@@ -236,3 +236,64 @@ async fn keep_alive_serves_many_ranges_on_one_connection() {
     assert!(journal.iter().all(|e| e.body_bytes_sent == 1 << 16));
     cos.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_rule_firing_mid_connection_hands_over_and_every_body_stays_exact() {
+    use fake_cos::{FaultRule, Fires, Selector, Verdict};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let cos = fake_cos::start(listener, CosConfig::default())
+        .await
+        .expect("start");
+    let bytes = firmware(3 << 20);
+    cos.put_object(NAME, bytes.clone()).expect("valid name");
+    // The third request of the instance gets one flipped byte, 100 bytes into its range.
+    let corrupt_at = (2 << 20) + 100;
+    let _rule = cos
+        .add_rule(FaultRule {
+            when: Selector {
+                nth_request: Some(3),
+                ..Selector::default()
+            },
+            verdict: Verdict::Corrupt {
+                offset: corrupt_at,
+                len: 1,
+                xor: 0x5A,
+            },
+            fires: Fires::Always,
+        })
+        .expect("valid rule");
+    let url = cos
+        .signed_url(NAME, Duration::from_secs(3600))
+        .expect("valid name");
+    let target = url
+        .strip_prefix(&format!("http://{}", cos.local_addr()))
+        .expect("own host");
+    let mut stream = TcpStream::connect(cos.local_addr()).await.expect("connect");
+    let mut buf = Vec::new();
+    // Two untouched ranges by sendfile, the faulted one and one after it by hyper.
+    for (i, start) in [0usize, 1 << 20, 2 << 20, 1 << 19].into_iter().enumerate() {
+        let end = start + (1 << 20);
+        let range = format!("bytes={start}-{}", end - 1);
+        stream
+            .write_all(get(target, Some(&range), false).as_bytes())
+            .await
+            .expect("send");
+        let wire = read_one(&mut stream, &mut buf, false).await;
+        assert!(wire.head.starts_with("HTTP/1.1 206 "), "{}", wire.head);
+        let mut expected = bytes[start..end].to_vec();
+        if i == 2 {
+            expected[100] ^= 0x5A;
+        }
+        assert!(wire.body == expected, "request {} ({range})", i + 1);
+    }
+    let journal = cos
+        .wait_journal(DEADLINE, |j| {
+            j.len() == 4 && j.iter().all(|e| e.end == ConnEnd::Complete)
+        })
+        .await
+        .expect("four complete entries");
+    let faulted: Vec<bool> = journal.iter().map(|e| e.fault.is_some()).collect();
+    assert_eq!(faulted, [false, false, true, false]);
+    assert!(journal.iter().all(|e| e.body_bytes_sent == 1 << 20));
+    cos.shutdown().await;
+}

@@ -70,17 +70,42 @@ pub(super) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
+    let load_before = load_average();
     let result = measure(&args, &cos, &nginx, &data).await;
+    let load_after = load_average();
     let rss = (cos.peak_rss_kib(), nginx.peak_rss_kib());
     cos.stop().await;
     nginx.stop().await;
     let rounds = result?;
     print_report(&args, &rounds, rss.0?, rss.1?);
+    say!(
+        "load average (1 min) before {load_before}, after {load_after}: other work on the machine moves MiB/s more than CPU per GiB"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// Throughputs in MiB/s per round: fake-cos, nginx, fake-cos with rules.
-type Round = [f64; 3];
+/// The 1-minute load average, as text (`?` where unreadable).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// One measurement of one server.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    /// Body MiB received per second of wall time.
+    mib_s: f64,
+    /// The server's CPU time (all its threads and processes) per GiB served, in seconds.
+    server_s_gib: f64,
+    /// This process's (the clients', not the servers' it started) CPU time per GiB received, in
+    /// seconds.
+    client_s_gib: f64,
+}
+
+/// One round: fake-cos, nginx, fake-cos with rules.
+type Round = [Sample; 3];
 
 async fn measure(
     args: &Args,
@@ -93,13 +118,14 @@ async fn measure(
     // Warm-up, with every byte checked: both servers must serve the same object.
     load(cos.addr, &cos.target, range, 1, 1, Some(data)).await?;
     load(nginx.addr, &nginx_target, range, 1, 1, Some(data)).await?;
+    let own = std::process::id();
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
         let mut order = [Target::FakeCos, Target::Nginx, Target::FakeCosRules];
         if round % 2 == 1 {
             order.reverse();
         }
-        let mut row = [0.0; 3];
+        let mut row = Round::default();
         for target in order {
             let (addr, path, slot) = match target {
                 Target::FakeCos => (cos.addr, cos.target.as_str(), 0),
@@ -109,10 +135,22 @@ async fn measure(
             if target == Target::FakeCosRules {
                 install_rules(cos.admin, args.rules).await?;
             }
+            let server_cpu = || match target {
+                Target::Nginx => nginx.cpu_ns(),
+                Target::FakeCos | Target::FakeCosRules => cos.cpu_ns(),
+            };
+            let (server_before, client_before) = (server_cpu()?, servers::cpu_ns(own, false)?);
             let started = Instant::now();
             let bytes = load(addr, path, range, args.clients, args.passes, None).await?;
             let secs = started.elapsed().as_secs_f64();
-            row[slot] = bytes as f64 / (1 << 20) as f64 / secs;
+            let (server_after, client_after) = (server_cpu()?, servers::cpu_ns(own, false)?);
+            let gib = bytes as f64 / (1u64 << 30) as f64;
+            let per_gib = |before: u64, after: u64| after.saturating_sub(before) as f64 / 1e9 / gib;
+            row[slot] = Sample {
+                mib_s: bytes as f64 / (1 << 20) as f64 / secs,
+                server_s_gib: per_gib(server_before, server_after),
+                client_s_gib: per_gib(client_before, client_after),
+            };
             if target == Target::FakeCosRules {
                 let (status, body) = http::call(cos.admin, "DELETE", "/rules", "").await?;
                 ensure!(status == 204, "clearing rules: {status} {body}");
@@ -246,13 +284,15 @@ fn print_report(args: &Args, rounds: &[Round], cos_rss: u64, nginx_rss: u64) {
         say!(
             "{:>5}  {:>14.1}  {:>14.1}  {:>22.1}",
             i + 1,
-            r[0],
-            r[1],
-            r[2]
+            r[0].mib_s,
+            r[1].mib_s,
+            r[2].mib_s
         );
     }
-    let column = |k: usize| median(rounds.iter().map(|r| r[k]).collect());
-    let (cos, nginx, ruled) = (column(0), column(1), column(2));
+    let column =
+        |k: usize, of: fn(&Sample) -> f64| median(rounds.iter().map(|r| of(&r[k])).collect());
+    let mib_s = |s: &Sample| s.mib_s;
+    let (cos, nginx, ruled) = (column(0, mib_s), column(1, mib_s), column(2, mib_s));
     say!("{:>5}  {cos:>14.1}  {nginx:>14.1}  {ruled:>22.1}", "median");
     say!(
         "throughput ratio fake-cos/nginx: {:.3} (goal >= 0.9)",
@@ -262,6 +302,21 @@ fn print_report(args: &Args, rounds: &[Round], cos_rss: u64, nginx_rss: u64) {
         "cost of {} never-matching rules: {:.1}% (goal < 5%)",
         args.rules,
         (1.0 - ruled / cos) * 100.0
+    );
+    // CPU time per byte does not depend on what else the machine runs, as throughput does.
+    let server = |s: &Sample| s.server_s_gib * 1e3;
+    let client = |s: &Sample| s.client_s_gib * 1e3;
+    let (cos_cpu, nginx_cpu, ruled_cpu) = (column(0, server), column(1, server), column(2, server));
+    say!(
+        "server CPU ms per GiB (median): fake-cos {cos_cpu:.0}, nginx {nginx_cpu:.0}, \
+         fake-cos+{} rules {ruled_cpu:.0}; ratio fake-cos/nginx {:.3}",
+        args.rules,
+        cos_cpu / nginx_cpu
+    );
+    say!(
+        "client CPU ms per GiB (median): against fake-cos {:.0}, against nginx {:.0}",
+        column(0, client),
+        column(1, client)
     );
     say!(
         "peak RSS (VmHWM): fake-cos {:.1} MiB, nginx {:.1} MiB (master + workers); \

@@ -20,7 +20,7 @@ impl Client {
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         Ok(Client {
-            stream: BufReader::with_capacity(256 << 10, stream),
+            stream: BufReader::with_capacity(16 << 10, stream),
             host: addr.to_string(),
             head: String::new(),
         })

@@ -84,6 +84,35 @@ pub(super) fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
     Ok(total)
 }
 
+/// CPU time (user plus system, on any core) that `pid`'s threads (and with `children`, its
+/// children's) have run so far, in nanoseconds, from each thread's `schedstat`: finer than
+/// `stat`'s clock ticks, which would blur a one-second measurement by a percent or more.
+pub(super) fn cpu_ns(pid: u32, children: bool) -> anyhow::Result<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("listing the threads of {pid}"))?;
+    let mut total = 0;
+    for task in tasks {
+        let task = task?.path();
+        // A thread that exits meanwhile takes its time with it; the rest still count.
+        let Ok(stat) = std::fs::read_to_string(task.join("schedstat")) else {
+            continue;
+        };
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .context("schedstat without a run time")?;
+        if !children {
+            continue;
+        }
+        let kids = std::fs::read_to_string(task.join("children")).unwrap_or_default();
+        for child in kids.split_whitespace().filter_map(|c| c.parse().ok()) {
+            total += cpu_ns(child, true)?;
+        }
+    }
+    Ok(total)
+}
+
 /// `otasim cos` serving the folder, as a child process.
 pub(super) struct FakeCos {
     child: Child,
@@ -142,6 +171,10 @@ impl FakeCos {
 
     pub(super) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         peak_rss_kib(self.child.id().context("otasim cos already exited")?)
+    }
+
+    pub(super) fn cpu_ns(&self) -> anyhow::Result<u64> {
+        cpu_ns(self.child.id().context("otasim cos already exited")?, true)
     }
 
     pub(super) async fn stop(mut self) {
@@ -205,6 +238,11 @@ impl Nginx {
 
     pub(super) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         peak_rss_kib(self.child.id().context("nginx already exited")?)
+    }
+
+    /// The master's and its workers' CPU time.
+    pub(super) fn cpu_ns(&self) -> anyhow::Result<u64> {
+        cpu_ns(self.child.id().context("nginx already exited")?, true)
     }
 
     pub(super) async fn stop(mut self) {
