@@ -109,14 +109,49 @@ impl BrokerHandle {
     }
 }
 
+/// How many publishes are routed at once in a cluster, each lane in order (see [`drain`]).
+pub(super) const CLUSTER_LANES: usize = 32;
+
 /// Runs every command in queue order until all handles are gone or the runtime stops.
-pub(super) async fn drain(scx: ServerContext, mut commands: mpsc::UnboundedReceiver<Command>) {
+///
+/// Alone, a publish is routed before the next one starts. In a cluster, routing one waits for
+/// every other node's answer, so publishes go out on `lanes` lanes at once: all publishes to
+/// one device (the last two levels of the topic, `{product}/{device}`) share a lane, in order,
+/// so each device still sees the hub's messages in the order the hub sent them.
+pub(super) async fn drain(
+    scx: ServerContext,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    lanes: usize,
+) {
     let from = Sender::from_system(Id::from(
         scx.node.id(),
         ClientId::from_static(HUB_SENDER_ID),
     ));
+    let lanes: Vec<mpsc::UnboundedSender<(String, Vec<u8>, QoS)>> = (0..lanes.max(1))
+        .skip(1)
+        .map(|_| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<(String, Vec<u8>, QoS)>();
+            let (scx, from) = (scx.clone(), from.clone());
+            tokio::spawn(async move {
+                while let Some((topic, payload, qos)) = rx.recv().await {
+                    publish(&scx, &from, topic, payload, qos).await;
+                }
+            });
+            tx
+        })
+        .collect();
     while let Some(command) = commands.recv().await {
         match command {
+            Command::Publish {
+                topic,
+                payload,
+                qos,
+            } if !lanes.is_empty() => {
+                let lane = &lanes[lane_of(&topic, lanes.len())];
+                if lane.send((topic, payload, qos)).is_err() {
+                    debug!("a publish lane stopped; publish dropped");
+                }
+            }
             Command::Publish {
                 topic,
                 payload,
@@ -132,6 +167,15 @@ pub(super) async fn drain(scx: ServerContext, mut commands: mpsc::UnboundedRecei
             }
         }
     }
+}
+
+/// The lane of a topic: a hash of its device part, its last two levels.
+fn lane_of(topic: &str, lanes: usize) -> usize {
+    use std::hash::{Hash as _, Hasher as _};
+    let device = topic.rsplitn(3, '/').take(2).collect::<Vec<_>>();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    device.hash(&mut hasher);
+    (hasher.finish() % lanes as u64) as usize
 }
 
 async fn publish(scx: &ServerContext, from: &Sender, topic: String, payload: Vec<u8>, qos: QoS) {
@@ -163,5 +207,31 @@ async fn kick(scx: ServerContext, client_id: String) {
     match result {
         Ok(()) => info!(client_id, "kick done"),
         Err(e) => warn!(client_id, error = %e, "kick failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lane_of;
+
+    #[test]
+    fn every_topic_of_one_device_shares_a_lane() {
+        let lanes = 32;
+        let device = "JR1WOKB7Q7/gw1";
+        let topics = [
+            format!("$ota/update/{device}"),
+            format!("$gateway/operation/result/{device}"),
+            format!("$thing/down/service/{device}"),
+        ];
+        let lane = lane_of(&topics[0], lanes);
+        assert!(topics.iter().all(|t| lane_of(t, lanes) == lane));
+        let spread: std::collections::HashSet<usize> = (0..200)
+            .map(|g| lane_of(&format!("$ota/update/JR1WOKB7Q7/gw{g}"), lanes))
+            .collect();
+        assert!(
+            spread.len() > lanes / 2,
+            "devices spread over the lanes: {spread:?}"
+        );
+        assert!(lane_of("no-slashes", lanes) < lanes);
     }
 }

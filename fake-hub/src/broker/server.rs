@@ -229,7 +229,12 @@ async fn serve(
     if let Some((kind, listener)) = tls {
         tokio::spawn(front.serve(listener, kind));
     }
-    tokio::spawn(handle::drain(scx, commands));
+    let lanes = if config.cluster.is_some() {
+        handle::CLUSTER_LANES
+    } else {
+        1
+    };
+    tokio::spawn(handle::drain(scx, commands, lanes));
     Ok((local_addr, tls_addr))
 }
 

@@ -24,10 +24,12 @@ struct Run {
 }
 
 pub(super) async fn run(fleet: Fleet, nodes: usize) -> anyhow::Result<ExitCode> {
-    let one = measure(&fleet, 1).await.context("on one hub")?;
+    // A size one process cannot hold (its open-file limit) is reported, and the cluster still
+    // runs: that is what the cluster is for.
+    let one = measure(&fleet, 1).await.context("on one hub");
     let many = measure(&fleet, nodes)
         .await
-        .with_context(|| format!("on {nodes} nodes"))?;
+        .with_context(|| format!("on {nodes} nodes"));
     say!(
         "otasim bench hub --nodes {nodes}: {} gateways x {} subdevices, {}-byte firmware, {} cores, \
          gateways spread evenly over the nodes",
@@ -46,6 +48,13 @@ pub(super) async fn run(fleet: Fleet, nodes: usize) -> anyhow::Result<ExitCode> 
         "RSS (all nodes)"
     );
     for (n, r) in [(1, &one), (nodes, &many)] {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                say!("{n:<10} FAILED: {e:#}");
+                continue;
+            }
+        };
         let rss = r
             .rss_mib
             .map_or("n/a".to_owned(), |m| format!("{m:.1} MiB"));
@@ -64,7 +73,8 @@ pub(super) async fn run(fleet: Fleet, nodes: usize) -> anyhow::Result<ExitCode> 
          rmqtt's routing between nodes, it does not add CPU"
     );
     let all = fleet.devices() as u64;
-    Ok(if one.succeeded == all && many.succeeded == all {
+    let passed = |r: &anyhow::Result<Run>| r.as_ref().is_ok_and(|r| r.succeeded == all);
+    Ok(if passed(&one) && passed(&many) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
