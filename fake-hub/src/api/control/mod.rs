@@ -212,7 +212,23 @@ pub fn serve_guarded(
         streams: streams.clone(),
     })
     .merge(extra);
-    let app = guarded(app, access);
+    Ok(spawn_server(
+        listener,
+        guarded(app, access),
+        addr,
+        stop,
+        streams,
+    ))
+}
+
+/// Serves `app` on `listener` (TCP_NODELAY on every connection) until `stop`.
+fn spawn_server(
+    listener: TcpListener,
+    app: Router,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    streams: Arc<tokio::sync::Semaphore>,
+) -> ApiServer {
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on an API connection");
@@ -227,12 +243,12 @@ pub fn serve_guarded(
             tracing::warn!(error = %e, "control API server stopped");
         }
     });
-    Ok(ApiServer {
+    ApiServer {
         addr,
         stop,
         task,
         streams,
-    })
+    }
 }
 
 impl ApiServer {

@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -19,7 +18,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiAccess, ApiServer, guarded};
+use super::{ApiAccess, ApiServer, guarded, spawn_server};
 
 /// Where an edge forwards to.
 #[derive(Debug, Clone)]
@@ -45,25 +44,13 @@ pub fn serve_proxy(
         token: owner_token,
     });
     let app = extra.fallback(move |request: Request| forward(upstream.clone(), request));
-    let app = guarded(app, access);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let signal = stop.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-        {
-            tracing::warn!(error = %e, "edge control API stopped");
-        }
-    });
-    Ok(ApiServer {
+    Ok(spawn_server(
+        listener,
+        guarded(app, access),
         addr,
         stop,
-        task,
-        streams: super::events::stream_permits(),
-    })
+        super::events::stream_permits(),
+    ))
 }
 
 async fn forward(upstream: Arc<Upstream>, request: Request) -> Response {
