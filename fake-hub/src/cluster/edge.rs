@@ -238,7 +238,7 @@ impl BrokerHooks for RemoteHooks {
             let call = Call::Publish {
                 client_id: client_id.to_owned(),
                 topic: topic.to_owned(),
-                payload: wire::b64(payload),
+                payload: payload.to_vec(),
                 qos,
             };
             matches!(
@@ -258,7 +258,7 @@ impl BrokerHooks for RemoteHooks {
             let call = Call::Will {
                 client_id: client_id.to_owned(),
                 topic: topic.to_owned(),
-                payload: wire::b64(payload),
+                payload: payload.to_vec(),
             };
             matches!(
                 self.ask(call).await,

@@ -46,22 +46,26 @@ impl Owner {
                 wire::MAX_BATCH
             ));
         }
-        // Decode everything first: a bad call refuses the batch before any call is applied.
-        let calls = batch
+        // Check everything first: a bad call refuses the batch before any call is applied
+        // (the JSON parse already refused payloads that are not base64).
+        if let Some(qos) = batch.calls.iter().find_map(|c| match c {
+            Call::Publish { qos, .. } if *qos > 2 => Some(*qos),
+            _ => None,
+        }) {
+            return Err(format!("a publish with qos {qos}"));
+        }
+        Ok(batch
             .calls
-            .into_iter()
-            .map(Decoded::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(calls
             .into_iter()
             .map(|call| self.apply_one(batch.node, call))
             .collect())
     }
 
-    fn apply_one(&self, node: u64, call: Decoded) -> Answer {
+    fn apply_one(&self, node: u64, call: Call) -> Answer {
         let core: &HubCore = &self.core;
         match call {
-            Decoded::Authenticate(info) => {
+            Call::Authenticate(connect) => {
+                let info = connect.into_info();
                 let verdict = core.authenticate(&info);
                 let connack_hold = verdict == AuthVerdict::Accept
                     && core.lock().connack_holds.contains_key(&info.client_id);
@@ -70,7 +74,7 @@ impl Owner {
                     connack_hold,
                 }
             }
-            Decoded::Subscribe {
+            Call::Subscribe {
                 client_id,
                 topic_filter,
             } => {
@@ -79,7 +83,7 @@ impl Owner {
                 let hold = core.lock().suback_holds.contains_key(&key);
                 Answer::Allow { allow, hold }
             }
-            Decoded::Publish {
+            Call::Publish {
                 client_id,
                 topic,
                 payload,
@@ -93,7 +97,7 @@ impl Owner {
                 }
                 Answer::Allow { allow, hold: false }
             }
-            Decoded::Will {
+            Call::Will {
                 client_id,
                 topic,
                 payload,
@@ -101,27 +105,27 @@ impl Owner {
                 allow: core.on_will(&client_id, &topic, &payload),
                 hold: false,
             },
-            Decoded::Subscribed {
+            Call::Subscribed {
                 client_id,
                 topic_filter,
                 granted_qos,
             } => {
-                core.on_subscribed(&client_id, &topic_filter, granted_qos);
+                core.on_subscribed(&client_id, &topic_filter, granted_qos.min(1));
                 Answer::Done
             }
-            Decoded::Connected { client_id } => {
+            Call::Connected { client_id } => {
                 self.connected(node, &client_id);
                 Answer::Done
             }
-            Decoded::Disconnected { client_id, reason } => {
+            Call::Disconnected { client_id, reason } => {
                 self.disconnected(node, &client_id, &reason);
                 Answer::Done
             }
-            Decoded::Violation { client_id, detail } => {
+            Call::Violation { client_id, detail } => {
                 core.on_protocol_violation(&client_id, &detail);
                 Answer::Done
             }
-            Decoded::TransportEvent { who, name, detail } => {
+            Call::TransportEvent { who, name, detail } => {
                 let who = format!("{who} (node {node})");
                 core.on_transport_event(&who, &name, &detail);
                 Answer::Done
@@ -205,103 +209,5 @@ impl BrokerHooks for Owner {
     }
     fn on_will(&self, client_id: &str, topic: &str, payload: &[u8]) -> bool {
         self.core.on_will(client_id, topic, payload)
-    }
-}
-
-/// A call with its base64 fields decoded.
-enum Decoded {
-    Authenticate(ConnectInfo),
-    Subscribe {
-        client_id: String,
-        topic_filter: String,
-    },
-    Publish {
-        client_id: String,
-        topic: String,
-        payload: Vec<u8>,
-        qos: u8,
-    },
-    Will {
-        client_id: String,
-        topic: String,
-        payload: Vec<u8>,
-    },
-    Subscribed {
-        client_id: String,
-        topic_filter: String,
-        granted_qos: u8,
-    },
-    Connected {
-        client_id: String,
-    },
-    Disconnected {
-        client_id: String,
-        reason: String,
-    },
-    Violation {
-        client_id: String,
-        detail: String,
-    },
-    TransportEvent {
-        who: String,
-        name: String,
-        detail: String,
-    },
-}
-
-impl TryFrom<Call> for Decoded {
-    type Error = String;
-
-    fn try_from(call: Call) -> Result<Decoded, String> {
-        Ok(match call {
-            Call::Authenticate(connect) => Decoded::Authenticate(connect.into_info()?),
-            Call::Subscribe {
-                client_id,
-                topic_filter,
-            } => Decoded::Subscribe {
-                client_id,
-                topic_filter,
-            },
-            Call::Publish {
-                client_id,
-                topic,
-                payload,
-                qos,
-            } => {
-                if qos > 2 {
-                    return Err(format!("qos {qos}"));
-                }
-                Decoded::Publish {
-                    client_id,
-                    topic,
-                    payload: wire::un_b64(&payload)?,
-                    qos,
-                }
-            }
-            Call::Will {
-                client_id,
-                topic,
-                payload,
-            } => Decoded::Will {
-                client_id,
-                topic,
-                payload: wire::un_b64(&payload)?,
-            },
-            Call::Subscribed {
-                client_id,
-                topic_filter,
-                granted_qos,
-            } => Decoded::Subscribed {
-                client_id,
-                topic_filter,
-                granted_qos: granted_qos.min(1),
-            },
-            Call::Connected { client_id } => Decoded::Connected { client_id },
-            Call::Disconnected { client_id, reason } => Decoded::Disconnected { client_id, reason },
-            Call::Violation { client_id, detail } => Decoded::Violation { client_id, detail },
-            Call::TransportEvent { who, name, detail } => {
-                Decoded::TransportEvent { who, name, detail }
-            }
-        })
     }
 }

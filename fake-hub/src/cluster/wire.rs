@@ -43,15 +43,17 @@ pub(crate) enum Call {
     Publish {
         client_id: String,
         topic: String,
-        /// The payload, base64.
-        payload: String,
+        /// The payload, base64 on the wire.
+        #[serde(with = "base64_bytes")]
+        payload: Vec<u8>,
         qos: u8,
     },
     /// A Last Will about to be sent: deliver or divert.
     Will {
         client_id: String,
         topic: String,
-        payload: String,
+        #[serde(with = "base64_bytes")]
+        payload: Vec<u8>,
     },
     /// A granted subscription.
     Subscribed {
@@ -78,8 +80,9 @@ pub(crate) enum Call {
 pub(crate) struct Connect {
     pub(crate) client_id: String,
     pub(crate) username: Option<String>,
-    /// The password, base64 (it may be any bytes).
-    pub(crate) password: Option<String>,
+    /// The password, base64 on the wire (it may be any bytes).
+    #[serde(with = "base64_opt_bytes")]
+    pub(crate) password: Option<Vec<u8>>,
     pub(crate) protocol_level: u8,
     pub(crate) keepalive_secs: u16,
     pub(crate) peer: SocketAddr,
@@ -92,7 +95,7 @@ impl Connect {
         Connect {
             client_id: info.client_id.clone(),
             username: info.username.clone(),
-            password: info.password.as_deref().map(b64),
+            password: info.password.clone(),
             protocol_level: info.protocol_level,
             keepalive_secs: info.keepalive_secs,
             peer: info.peer,
@@ -102,18 +105,18 @@ impl Connect {
     }
 
     /// The connect as the owner's logic sees it; an edge serves plain MQTT only.
-    pub(crate) fn into_info(self) -> Result<ConnectInfo, String> {
-        Ok(ConnectInfo {
+    pub(crate) fn into_info(self) -> ConnectInfo {
+        ConnectInfo {
             client_id: self.client_id,
             username: self.username,
-            password: self.password.as_deref().map(un_b64).transpose()?,
+            password: self.password,
             protocol_level: self.protocol_level,
             keepalive_secs: self.keepalive_secs,
             peer: self.peer,
             will_topic: self.will_topic,
             taken: self.taken,
             transport: Transport::Plain,
-        })
+        }
     }
 }
 
@@ -178,14 +181,43 @@ pub(crate) enum Hold {
     },
 }
 
-pub(crate) fn b64(bytes: &[u8]) -> String {
+/// Bytes as base64 in JSON: a payload that is not base64 refuses the whole batch at parse.
+mod base64_bytes {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <&str>::deserialize(d)?;
+        STANDARD
+            .decode(text)
+            .map_err(|e| serde::de::Error::custom(format!("not base64: {e}")))
+    }
 }
 
-pub(crate) fn un_b64(text: &str) -> Result<Vec<u8>, String> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| format!("not base64: {e}"))
+/// [`base64_bytes`] for an optional field.
+mod base64_opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Option<Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => super::base64_bytes::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super::base64_bytes")] Vec<u8>);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(b)| b))
+    }
 }

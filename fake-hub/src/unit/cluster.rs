@@ -30,7 +30,7 @@ fn an_edges_connect_subscribe_and_publish_are_decided_as_on_one_node() {
     let (kit, owner) = owner();
     let info = kit.connect_info(&gw(), GW_SECRET, u64::MAX >> 1, SignMethod::HmacSha1);
     let mut wrong = Connect::from_info(&info);
-    wrong.password = Some(crate::cluster::wire::b64(b"not the password"));
+    wrong.password = Some(b"not the password".to_vec());
     let client_id = gw().client_id();
     let answers = owner
         .apply(batch(
@@ -52,7 +52,7 @@ fn an_edges_connect_subscribe_and_publish_are_decided_as_on_one_node() {
                 Call::Publish {
                     client_id: client_id.clone(),
                     topic: "$ota/report/OTHERPRODU/x".into(),
-                    payload: crate::cluster::wire::b64(b"{}"),
+                    payload: b"{}".to_vec(),
                     qos: 1,
                 },
             ],
@@ -132,15 +132,22 @@ fn a_batch_with_one_bad_call_or_from_the_owners_own_id_changes_nothing() {
             client_id: client_id.clone(),
         },
         Call::Publish {
-            client_id,
+            client_id: client_id.clone(),
             topic: format!("$ota/report/{}", gw()),
-            payload: "not base64!".into(),
-            qos: 1,
+            payload: b"{}".to_vec(),
+            qos: 99,
         },
     ];
     let err = owner.apply(batch(2, calls)).expect_err("refused");
-    assert!(err.contains("base64"), "{err}");
+    assert!(err.contains("qos 99"), "{err}");
     assert!(!online(&kit), "nothing of a refused batch is applied");
+    // A payload that is not base64 refuses the whole body at parse, before anything applies.
+    let body = format!(
+        r#"{{"node":2,"calls":[{{"call":"connected","client_id":"{client_id}"}},
+            {{"call":"publish","client_id":"{client_id}","topic":"t","payload":"not base64!","qos":1}}]}}"#
+    );
+    let err = serde_json::from_str::<Batch>(&body).expect_err("refused at parse");
+    assert!(err.to_string().contains("base64"), "{err}");
     let err = owner
         .apply(batch(1, Vec::new()))
         .expect_err("the owner's own id");

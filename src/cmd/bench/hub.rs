@@ -190,30 +190,14 @@ async fn start_hub_with(
     let image = dir.join("fw.bin");
     let bytes: Vec<u8> = (0..fleet.firmware_bytes).map(|i| (i % 251) as u8).collect();
     std::fs::write(&image, bytes)?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "hub",
-            "--quiet",
-            "--mqtt-port",
-            "0",
-            "--cos-port",
-            "0",
-            "--api-port",
-            "0",
-            "--tls-port",
-            "off",
-        ])
-        // Every gateway holds a connection, plus the round-trip device and room to spare.
-        .arg("--max-connections")
-        .arg(max_connections(fleet).to_string())
+    // Every gateway holds a connection, plus the round-trip device and room to spare.
+    let mut child = hub_command(max_connections(fleet))?
+        .args(["--cos-port", "0"])
         .arg("--fleet")
         .arg(&fleet_file)
         .arg("--firmware")
         .arg(format!("{SUB_PRODUCT}:2.0:{}", image.display()))
         .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .context("starting otasim hub")?;
     let first = listening_line(&mut child, fleet.phase_timeout).await?;
@@ -223,6 +207,21 @@ async fn start_hub_with(
         child,
         edges: Vec::new(),
     })
+}
+
+/// `otasim hub` on free loopback ports without TLS, quiet, holding `max_connections`, its
+/// stdout piped for the `listening` line and killed on drop.
+fn hub_command(max_connections: usize) -> anyhow::Result<Command> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["hub", "--quiet", "--mqtt-port", "0", "--api-port", "0"])
+        .args(["--tls-port", "off"])
+        .arg("--max-connections")
+        .arg(max_connections.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    Ok(command)
 }
 
 /// A child `otasim hub`'s first line, read within `limit`; the rest of its stdout is drained.

@@ -158,9 +158,11 @@ async fn slowloris(cos: SocketAddr, n: usize) {
             tcp.write_all(b"GET /E69UADXUYY_V2 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
                 .await
                 .expect("the start of a header");
+            // The attack's own pace, a byte a second: not a wait for anything.
+            let mut drip = tokio::time::interval(Duration::from_secs(1));
+            drip.tick().await;
             for _ in 0..20 {
-                // The attack's own pace, not a wait for anything.
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                drip.tick().await;
                 if tcp.write_all(b"a").await.is_err() {
                     return true;
                 }

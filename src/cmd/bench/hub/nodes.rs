@@ -3,15 +3,14 @@
 //! gateways spread evenly over the nodes. Printed side by side.
 
 use anyhow::Context as _;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::process::Command;
 
 use super::client::Counters;
 use super::{
-    Fleet, HubProcess, bounded, connect_all, cores, line_addr, listening_line, max_connections,
-    start_hub, start_hub_with, update_all,
+    Fleet, HubProcess, bounded, connect_all, cores, hub_command, line_addr, listening_line,
+    max_connections, start_hub, start_hub_with, update_all,
 };
 
 /// What one run measured.
@@ -146,25 +145,10 @@ async fn start_cluster(
         ..*fleet
     });
     for node in 2..=nodes {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args([
-                "hub",
-                "--quiet",
-                "--mqtt-port",
-                "0",
-                "--api-port",
-                "0",
-                "--tls-port",
-                "off",
-            ])
-            .arg("--max-connections")
-            .arg(cap.to_string())
+        let mut child = hub_command(cap)?
             .args(cluster(node))
             .arg("--cluster-owner")
             .arg(hub.api.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .context("starting an edge node")?;
         let first = listening_line(&mut child, fleet.phase_timeout).await?;
